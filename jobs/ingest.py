@@ -1,0 +1,293 @@
+"""Ingest: one department delivery → bronze Delta tables (+ quarantine), verified and encrypted.
+
+    spark-submit jobs/ingest.py --source police --batch-date 2026-11-27
+
+Steps: verify the manifest (any fault rejects the whole delivery, recorded in ops.deliveries);
+read each file with Spark's reader for its format; keep malformed records as quarantine rows
+(reason code, encrypted raw text); encrypt L3/L4 fields and add identity tokens; write each
+entity's bronze table (partition of the batch date) and the quarantine, idempotently; then check
+conservation from the written tables: manifest rows = bronze rows + quarantined rows.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from shuzhi.audit import audited
+from shuzhi.config import Settings
+from shuzhi.crypto import Keyring, encrypt, with_protected_fields
+from shuzhi.delta import read_table, write_table
+from shuzhi.errors import ConservationError, DeliveryRejected
+from shuzhi.manifest import Delivery, DeliveryFile, verify_delivery
+from shuzhi.readers import CORRUPT, read_delivery_file
+from shuzhi.schemas import Entity
+
+log = logging.getLogger("shuzhi.ingest")
+
+QUARANTINE = ("bronze", "quarantine")
+DELIVERIES = ("ops", "deliveries")
+LINEAGE_COLS = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
+                "_encoding", "_key_id"]
+# Quarantine reason codes at ingest (a later stage adds its own).
+REASONS = {
+    "CSV_TOO_FEW_FIELDS": "CSV line has fewer fields than the header",
+    "CSV_TOO_MANY_FIELDS": "CSV line has more fields than the header",
+    "CSV_MALFORMED": "CSV line cannot be parsed",
+    "JSON_UNPARSABLE": "JSON Lines line is not a parsable JSON object",
+    "XML_MALFORMED": "<resident> element is not well-formed XML",
+}
+
+
+@dataclass(frozen=True)
+class Lineage:
+    source: str
+    entity: str
+    batch_date: str
+    file: str
+    delivery_id: str
+    run_id: str
+    loaded_at: datetime
+    encoding: str
+
+
+@dataclass
+class FileResult:
+    file: str
+    entity: str
+    table: str
+    manifest_rows: int
+    bronze_rows: int
+    quarantined_rows: int
+    skipped: bool
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return self.manifest_rows == self.bronze_rows + self.quarantined_rows
+
+
+@dataclass
+class IngestResult:
+    source: str
+    batch_date: str
+    status: str                       # loaded | noop | rejected
+    kind: str | None = None
+    files: list[FileResult] = field(default_factory=list)
+    reason_code: str | None = None
+    message: str | None = None
+
+    @property
+    def tables(self) -> list[str]:
+        return [f.table for f in self.files]
+
+
+# ---------------------------------------------------------------- pure transforms
+
+def line_of(fmt: str, row_col):
+    """Human locator of a record: CSV line numbers count the header line."""
+    return {"csv": F.concat(F.lit("line "), (row_col + 1).cast("string")),
+            "jsonl": F.concat(F.lit("line "), row_col.cast("string")),
+            "xml": F.concat(F.lit("<resident> #"), row_col.cast("string"))}.get(
+        fmt, F.concat(F.lit("row "), row_col.cast("string")))
+
+
+def filter_well_formed(raw_df: DataFrame) -> DataFrame:
+    return raw_df.filter(F.col(CORRUPT).isNull()).drop(CORRUPT)
+
+
+def filter_malformed(raw_df: DataFrame) -> DataFrame:
+    return raw_df.filter(F.col(CORRUPT).isNotNull())
+
+
+def csv_field_count(raw_col):
+    """Number of fields of a raw CSV line (commas outside double quotes, RFC 4180)."""
+    return F.size(F.split(raw_col, r',(?=(?:[^"]*"[^"]*")*[^"]*$)', -1))
+
+
+def with_reason(malformed_df: DataFrame, entity: Entity) -> DataFrame:
+    """Classify malformed records: ``reason_code`` and a short ``rule_detail``."""
+    n = len(entity.fields)
+    if entity.format == "csv":
+        found = csv_field_count(F.col(CORRUPT))
+        code = (F.when(found < n, "CSV_TOO_FEW_FIELDS").when(found > n, "CSV_TOO_MANY_FIELDS")
+                .otherwise("CSV_MALFORMED"))
+        detail = F.concat(F.lit(f"expected {n} fields, found "), found.cast("string"))
+    elif entity.format == "jsonl":
+        code, detail = F.lit("JSON_UNPARSABLE"), F.lit("not a parsable JSON object")
+    elif entity.format == "xml":
+        code, detail = F.lit("XML_MALFORMED"), F.lit("element is not well-formed XML")
+    else:
+        code, detail = F.lit("MALFORMED"), F.lit("unreadable record")
+    return malformed_df.withColumn("reason_code", code).withColumn("rule_detail", detail)
+
+
+def with_lineage(df: DataFrame, lin: Lineage, key_id: str | None = None) -> DataFrame:
+    return (df.withColumn("_source", F.lit(lin.source)).withColumn("_entity", F.lit(lin.entity))
+            .withColumn("_batch_date", F.lit(date.fromisoformat(lin.batch_date)))
+            .withColumn("_file", F.lit(lin.file)).withColumn("_delivery_id", F.lit(lin.delivery_id))
+            .withColumn("_run_id", F.lit(lin.run_id)).withColumn("_loaded_at", F.lit(lin.loaded_at))
+            .withColumn("_encoding", F.lit(lin.encoding)))
+
+
+def to_bronze(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring) -> DataFrame:
+    """Well-formed records as delivered, L3/L4 fields encrypted, identity tokens, lineage."""
+    df = with_protected_fields(filter_well_formed(raw_df), entity, keyring)
+    df = with_lineage(df, lin)
+    tokens = [f.token_column for f in entity.tokenised_fields]
+    return df.select(*entity.field_names, *tokens, *LINEAGE_COLS)
+
+
+def to_quarantine(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring) -> DataFrame:
+    """Malformed records, kept whole: reason code, locator, and the raw text — encrypted, since a
+    broken line still holds identity numbers and names."""
+    df = with_reason(filter_malformed(raw_df), entity)
+    df = with_lineage(df, lin).withColumn("stage", F.lit("ingest"))
+    df = df.withColumn("locator", line_of(entity.format, F.col("_row")))
+    df = df.withColumn("raw_record_enc", encrypt(F.col(CORRUPT), keyring)).withColumn("_key_id", F.lit(keyring.key_id))
+    return df.select("_source", "_entity", "_batch_date", "_file", "_row", "locator", "stage", "reason_code",
+                     "rule_detail", "raw_record_enc", "_delivery_id", "_run_id", "_loaded_at", "_encoding", "_key_id")
+
+
+def stats_columns_for(entity: Entity, df: DataFrame) -> list[str]:
+    """Columns Delta may keep statistics on: never L3/L4 values (ciphertext or not) nor tokens."""
+    hidden = {f.name for f in entity.encrypted_fields} | {f.token_column for f in entity.tokenised_fields}
+    return [c for c in df.columns if c not in hidden]
+
+
+# ---------------------------------------------------------------- I/O shell
+
+def _deliveries_schema() -> T.StructType:
+    s = T.StringType()
+    return T.StructType([T.StructField(n, t) for n, t in [
+        ("delivery_id", s), ("source", s), ("batch_date", T.DateType()), ("kind", s), ("status", s),
+        ("reason_code", s), ("message", s), ("file", s), ("entity", s), ("manifest_rows", T.LongType()),
+        ("bronze_rows", T.LongType()), ("quarantined_rows", T.LongType()), ("balanced", T.BooleanType()),
+        ("declared_encoding", s), ("actual_encoding", s), ("has_bom", T.BooleanType()), ("run_id", s),
+        ("recorded_at", T.TimestampType())]])
+
+
+def record_delivery(spark, settings: Settings, rows: list[dict], txn_id: str) -> None:
+    """Append the delivery's ledger rows (one per file, or one for a rejection), once per delivery."""
+    write_table(spark.createDataFrame(rows, _deliveries_schema()), settings.table_path(*DELIVERIES),
+                mode="append", txn=(txn_id, 0), append_only=True, comment="delivery ledger: accepted/rejected, conservation")
+
+
+def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryFile, run_id: str,
+                 loaded_at: datetime, keyring: Keyring) -> FileResult:
+    entity = dfile.entity
+    lin = Lineage(delivery.source, entity.name, delivery.batch_date, dfile.name, delivery.delivery_id, run_id,
+                  loaded_at, dfile.actual_encoding)
+    if dfile.encoding_mismatch:
+        log.warning("delivery %s file %s: manifest says %s but the bytes are %s%s; reading as %s", delivery.label,
+                    dfile.name, dfile.declared_encoding, dfile.actual_encoding, " with a BOM" if dfile.has_bom else "",
+                    dfile.actual_encoding)
+    raw = read_delivery_file(spark, dfile).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        bronze_df = to_bronze(raw, entity, lin, keyring)
+        quarantine_df = to_quarantine(raw, entity, lin, keyring)
+        txn = f"ingest:{delivery.delivery_id}:{entity.table_name}"
+        bw = write_table(bronze_df, settings.table_path("bronze", entity.table_name), mode="replace",
+                         replace_where=f"_batch_date = DATE'{delivery.batch_date}'", partition_by=["_batch_date"],
+                         txn=(txn, 0), stats_columns=stats_columns_for(entity, bronze_df),
+                         comment=f"bronze {entity.source}.{entity.name} ({entity.name_zh}) as delivered; L3/L4 encrypted")
+        write_table(quarantine_df, settings.table_path(*QUARANTINE), mode="replace",
+                    replace_where=(f"_source = '{delivery.source}' AND _batch_date = DATE'{delivery.batch_date}' "
+                                   f"AND _entity = '{entity.name}'"),
+                    partition_by=["_source", "_batch_date"], txn=(txn + ":quarantine", 0),
+                    stats_columns=[c for c in quarantine_df.columns if c != "raw_record_enc"],
+                    comment="records that could not be loaded, with reason codes; raw text encrypted")
+    finally:
+        raw.unpersist()
+    # Conservation from what the tables now hold, not from what we meant to write.
+    b = (read_table(spark, settings.table_path("bronze", entity.table_name))
+         .filter((F.col("_batch_date") == F.lit(date.fromisoformat(delivery.batch_date)))
+                 & (F.col("_delivery_id") == delivery.delivery_id)).count())
+    q_df = (read_table(spark, settings.table_path(*QUARANTINE))
+            .filter((F.col("_source") == delivery.source) & (F.col("_batch_date") == F.lit(date.fromisoformat(delivery.batch_date)))
+                    & (F.col("_entity") == entity.name) & (F.col("_delivery_id") == delivery.delivery_id)))
+    reasons = {r["reason_code"]: r["count"] for r in q_df.groupBy("reason_code").count().collect()}
+    for r in q_df.orderBy("_row").select("_file", "locator", "reason_code", "rule_detail").limit(10).collect():
+        log.warning("delivery %s file %s %s: quarantined %s (%s)", delivery.label, r["_file"], r["locator"],
+                    r["reason_code"], r["rule_detail"])
+    return FileResult(dfile.name, entity.name, entity.table_name, dfile.rows, b, sum(reasons.values()), bw.skipped, reasons)
+
+
+def run(spark, settings: Settings, source: str, batch_date: str, *, run_id: str | None = None,
+        keyring: Keyring | None = None) -> IngestResult:
+    """Ingest one delivery. Raises ``DeliveryRejected`` (after recording it) or ``ConservationError``."""
+    keyring = keyring or Keyring.load(settings.key_dir)
+    run_id = run_id or uuid.uuid4().hex
+    with audited(spark, settings, stage="ingest", source=source, batch_date=batch_date, run_id=run_id) as audit:
+        now = datetime.now()
+        try:
+            delivery = verify_delivery(settings.landing, source, batch_date)
+        except DeliveryRejected as rej:
+            import hashlib
+
+            mpath = settings.landing / source / batch_date / "manifest.json"
+            fp = hashlib.sha256(mpath.read_bytes()).hexdigest()[:16] if mpath.is_file() else "none"
+            record_delivery(spark, settings, [dict(
+                delivery_id=f"{source}/{batch_date}/{fp}", source=source, batch_date=date.fromisoformat(batch_date),
+                kind=None, status="rejected", reason_code=rej.code, message=rej.message, file=None, entity=None,
+                manifest_rows=None, bronze_rows=0, quarantined_rows=0, balanced=None, declared_encoding=None,
+                actual_encoding=None, has_bom=None, run_id=run_id, recorded_at=now)],
+                txn_id=f"rejected:{source}/{batch_date}/{fp}:{rej.code}")
+            audit.outcome = "rejected"
+            audit.detail = rej.code
+            log.error("%s — nothing of it was loaded", rej)
+            raise
+        result = IngestResult(source, batch_date, "loaded", kind=delivery.kind)
+        for dfile in delivery.files:
+            result.files.append(_ingest_file(spark, settings, delivery, dfile, run_id, now, keyring))
+        rows = [dict(delivery_id=delivery.delivery_id, source=source, batch_date=date.fromisoformat(batch_date),
+                     kind=delivery.kind, status="accepted", reason_code=None, message=None, file=f.file, entity=f.entity,
+                     manifest_rows=f.manifest_rows, bronze_rows=f.bronze_rows, quarantined_rows=f.quarantined_rows,
+                     balanced=f.balanced, declared_encoding=d.declared_encoding, actual_encoding=d.actual_encoding,
+                     has_bom=d.has_bom, run_id=run_id, recorded_at=now)
+                for f, d in zip(result.files, delivery.files)]
+        record_delivery(spark, settings, rows, txn_id=f"accepted:{delivery.delivery_id}")
+        if all(f.skipped for f in result.files):
+            result.status = "noop"
+            audit.outcome = "noop"
+        audit.rows_in = sum(f.manifest_rows for f in result.files)
+        audit.rows_loaded = sum(f.bronze_rows for f in result.files)
+        audit.rows_quarantined = sum(f.quarantined_rows for f in result.files)
+        unbalanced = [f for f in result.files if not f.balanced]
+        if unbalanced:
+            raise ConservationError("; ".join(
+                f"delivery {delivery.label} file {f.file}: manifest {f.manifest_rows} rows != bronze {f.bronze_rows} "
+                f"+ quarantined {f.quarantined_rows}" for f in unbalanced))
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """spark-submit entry point."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source", required=True)
+    p.add_argument("--batch-date", required=True)
+    p.add_argument("--run-id")
+    a = p.parse_args(argv)
+    from shuzhi.spark import get_spark
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.load()
+    try:
+        res = run(get_spark(settings, f"ingest-{a.source}"), settings, a.source, a.batch_date, run_id=a.run_id)
+    except DeliveryRejected as rej:
+        print(f"REJECTED {rej}", file=sys.stderr)
+        return 3
+    print(f"{res.status}: " + ", ".join(f"{f.table} {f.bronze_rows}+{f.quarantined_rows}q" for f in res.files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

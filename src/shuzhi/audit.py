@@ -1,0 +1,91 @@
+"""The one audit writer: an append-only Delta table of job runs (``ops.job_runs``).
+
+    >>> with audited(spark, settings, stage="ingest", source="police",
+    ...              batch_date="2026-11-27") as run:                     # doctest: +SKIP
+    ...     run.rows_in = 10234
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Iterator
+
+from .config import Settings
+
+AUDIT_TABLE = ("ops", "job_runs")
+
+
+@dataclass
+class JobRun:
+    run_id: str
+    stage: str
+    source: str | None
+    batch_date: str | None
+    dag_id: str | None = None
+    task_id: str | None = None
+    airflow_run_id: str | None = None
+    rows_in: int | None = None
+    rows_loaded: int | None = None
+    rows_quarantined: int | None = None
+    gate_outcome: str | None = None
+    outcome: str = "running"
+    error_message: str | None = None
+    detail: str | None = None
+    started_at: datetime = field(default_factory=datetime.now)
+    ended_at: datetime | None = None
+
+
+def _schema():
+    from pyspark.sql import types as T
+
+    return T.StructType([
+        T.StructField("run_id", T.StringType(), False), T.StructField("stage", T.StringType(), False),
+        T.StructField("source", T.StringType()), T.StructField("batch_date", T.DateType()),
+        T.StructField("dag_id", T.StringType()), T.StructField("task_id", T.StringType()),
+        T.StructField("airflow_run_id", T.StringType()),
+        T.StructField("rows_in", T.LongType()), T.StructField("rows_loaded", T.LongType()),
+        T.StructField("rows_quarantined", T.LongType()), T.StructField("gate_outcome", T.StringType()),
+        T.StructField("outcome", T.StringType(), False), T.StructField("error_message", T.StringType()),
+        T.StructField("detail", T.StringType()),
+        T.StructField("started_at", T.TimestampType(), False), T.StructField("ended_at", T.TimestampType()),
+    ])
+
+
+def write_job_run(spark, settings: Settings, run: JobRun) -> None:
+    from .delta import write_table
+
+    row = asdict(run)
+    row["batch_date"] = date.fromisoformat(run.batch_date) if run.batch_date else None
+    df = spark.createDataFrame([row], _schema())
+    write_table(df, settings.table_path(*AUDIT_TABLE), mode="append", append_only=True,
+                comment="shuzhi job runs (append-only audit)")
+
+
+def airflow_context_ids() -> dict[str, str | None]:
+    """DAG, task and run ids when called inside an Airflow task (Airflow exports them)."""
+    return {"dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID"), "task_id": os.environ.get("AIRFLOW_CTX_TASK_ID"),
+            "airflow_run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")}
+
+
+@contextmanager
+def audited(spark, settings: Settings, *, stage: str, source: str | None, batch_date: str | None,
+            run_id: str | None = None) -> Iterator[JobRun]:
+    """Record one job run: the row is written when the block ends, whatever the outcome.
+    The block may set ``run.outcome`` (e.g. ``rejected``, ``noop``); an exception marks it failed."""
+    run = JobRun(run_id=run_id or uuid.uuid4().hex, stage=stage, source=source, batch_date=batch_date,
+                 **airflow_context_ids())
+    try:
+        yield run
+        if run.outcome == "running":
+            run.outcome = "success"
+    except BaseException as exc:
+        if run.outcome in ("running", "success"):
+            run.outcome = "failed"
+        run.error_message = f"{type(exc).__name__}: {exc}"[:4000]
+        raise
+    finally:
+        run.ended_at = datetime.now()
+        write_job_run(spark, settings, run)

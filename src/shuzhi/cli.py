@@ -1,0 +1,74 @@
+"""``shuzhi`` command line: set-up, the demo (main job), single stages, reports.
+
+    shuzhi setup                       # keys + Airflow metadata DB (called by scripts/setup.sh)
+    shuzhi demo                        # generate nights, run the DAGs through Airflow, summarise
+    shuzhi generate --nights 3         # write department deliveries into the landing zone
+    shuzhi ingest police 2026-11-27    # one stage for one batch, without Airflow
+    shuzhi gate bronze.police_population 2026-11-27
+    shuzhi summary                     # per night and source: delivered / loaded / quarantined / gates
+    shuzhi airflow -- dags list        # the airflow CLI with this project's environment
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+
+from .config import Settings
+
+
+def _apply_env(settings: Settings) -> None:
+    for k, v in settings.env_vars().items():
+        os.environ.setdefault(k, v)
+
+
+def cmd_setup(settings: Settings, args) -> int:
+    from .crypto import Keyring
+
+    kr = Keyring.create(settings.key_dir)
+    print(f"keyring {kr.key_id} at {settings.key_dir} (outside the lake and outside git)")
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **settings.env_vars()}
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    proc = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
+        return proc.returncode
+    print(f"Airflow metadata DB ready in {settings.airflow_home}")
+    return 0
+
+
+def cmd_airflow(settings: Settings, args) -> int:
+    env = {**os.environ, **settings.env_vars()}
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    return subprocess.call([airflow, *args.rest], env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shuzhi", description="数治 shuzhi — data-governance lakehouse")
+    p.add_argument("--env", help="environment in conf/environments.yaml (default: SHUZHI_ENV or local)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("setup", help="create keys and Airflow's metadata DB (idempotent)").set_defaults(fn=cmd_setup)
+    a = sub.add_parser("airflow", help="run the airflow CLI with this project's environment")
+    a.add_argument("rest", nargs=argparse.REMAINDER)
+    a.set_defaults(fn=cmd_airflow)
+    from . import commands
+
+    commands.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.load(env=args.env)
+    _apply_env(settings)
+    return int(args.fn(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The one Delta writer. Every table of the lake is written through ``write_table``.
+
+It creates the table on first use with its properties (partitioning, which columns Delta may
+collect statistics on — never an L3/L4 column — and append-only for audit tables), and makes
+writes idempotent with Delta's own transaction identifiers: a write tagged ``txn=(app_id, v)``
+that the table has already committed is skipped, so a re-run adds no data version.
+
+    >>> write_table(df, settings.table_path("ops", "job_runs"), mode="append",
+    ...             append_only=True)                                   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+WriteMode = Literal["append", "replace"]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: str
+    version: int          # table version after the call
+    skipped: bool         # True when the txn id was already committed (idempotent re-run)
+
+
+def table_exists(spark, path: Path | str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, str(path))
+
+
+def table_version(spark, path: Path | str) -> int:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["version"]
+
+
+def committed_txn_version(spark, path: Path | str, app_id: str) -> int | None:
+    """Latest committed version of a transaction id in a table, or None."""
+    from delta.tables import DeltaTable  # noqa: F401  (jvm classes loaded with the extension)
+
+    jvm = spark.sparkContext._jvm
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, str(path))
+    opt = log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty()).transactions().get(app_id)
+    return None if opt.isEmpty() else int(opt.get())
+
+
+def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str] = (),
+                 stats_columns: Iterable[str] | None = None, append_only: bool = False,
+                 comment: str | None = None) -> None:
+    """Create the Delta table at ``path`` if it does not exist (idempotent)."""
+    from delta.tables import DeltaTable
+
+    if table_exists(spark, path):
+        return
+    b = DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema)
+    if partition_by:
+        b = b.partitionedBy(*partition_by)
+    if stats_columns is not None:
+        cols = [c for c in stats_columns if c not in partition_by]
+        b = b.property("delta.dataSkippingStatsColumns", ",".join(cols) if cols else "_none_")
+    if append_only:
+        b = b.property("delta.appendOnly", "true")
+    if comment:
+        b = b.comment(comment)
+    b.execute()
+
+
+def write_table(df, path: Path | str, *, mode: WriteMode = "append", replace_where: str | None = None,
+                partition_by: Sequence[str] = (), txn: tuple[str, int] | None = None,
+                stats_columns: Iterable[str] | None = None, append_only: bool = False,
+                comment: str | None = None) -> WriteResult:
+    """Append to, or replace a slice (``replace_where``) of, the Delta table at ``path``.
+
+    ``txn``: ``(app_id, version)`` — Delta skips the write if it already committed it.
+    ``stats_columns``: the only columns Delta may collect file statistics on (set at creation).
+    """
+    spark = df.sparkSession
+    path = str(path)
+    ensure_table(spark, path, df.schema, partition_by=partition_by, stats_columns=stats_columns,
+                 append_only=append_only, comment=comment)
+    if txn is not None:
+        done = committed_txn_version(spark, path, txn[0])
+        if done is not None and done >= txn[1]:
+            return WriteResult(path, table_version(spark, path), skipped=True)
+    w = df.write.format("delta")
+    if txn is not None:
+        w = w.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+    if mode == "replace":
+        if not replace_where:
+            raise ValueError("mode='replace' needs replace_where (whole-table overwrites are not allowed)")
+        w = w.mode("overwrite").option("replaceWhere", replace_where)
+    else:
+        w = w.mode("append")
+    w.save(path)
+    return WriteResult(path, table_version(spark, path), skipped=False)
+
+
+def read_table(spark, path: Path | str):
+    return spark.read.format("delta").load(str(path))

@@ -1,0 +1,29 @@
+"""Precise exception types, so callers can tell data problems from retryable failures."""
+
+
+class ShuzhiError(Exception):
+    """Base class of shuzhi's own errors."""
+
+
+class SetupError(ShuzhiError):
+    """The machine is not set up (missing jars, keys, ...): the message names the command to run."""
+
+
+class DeliveryRejected(ShuzhiError):
+    """A delivery is rejected as a whole (SPEC: manifest faults). Not retryable until re-delivered.
+
+    ``code`` is a stable reason code, ``str(exc)`` names the delivery and file.
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+
+
+class ConservationError(ShuzhiError):
+    """Records were neither loaded nor quarantined: manifest rows != bronze + quarantine."""
+
+
+class GateFailed(ShuzhiError):
+    """A critical expectation failed; downstream must not run."""

@@ -1,0 +1,69 @@
+"""Spark readers for the four delivery formats, driven by ``schemas/``.
+
+Text formats are read with every field as a string (bronze keeps values as delivered) plus
+``_corrupt_record`` in PERMISSIVE mode, so a malformed record is kept, never dropped. Every
+frame gets ``_row``: the 1-based index of the record in its file (CSV line = ``_row + 1``)."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from .manifest import DeliveryFile
+from .schemas import Entity
+
+CORRUPT = "_corrupt_record"
+_PARQUET_TYPES = {"string": T.StringType(), "date": T.DateType(), "timestamp": T.TimestampType(),
+                  "decimal(12,2)": T.DecimalType(12, 2)}
+
+
+def read_schema(entity: Entity) -> T.StructType:
+    """The schema a delivery file is read with (delivered field names and types)."""
+    if entity.format == "parquet":
+        return T.StructType([T.StructField(f.name, _PARQUET_TYPES[f.parquet_type or "string"]) for f in entity.fields])
+    return T.StructType([T.StructField(f.name, T.StringType()) for f in entity.fields]
+                        + [T.StructField(CORRUPT, T.StringType())])
+
+
+def with_row_index(df: DataFrame) -> DataFrame:
+    """Add ``_row``: 1-based position of each record in file order (like RDD.zipWithIndex,
+    but in DataFrame operations). Only valid on a frame read from one file, before any shuffle."""
+    df = df.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
+    counts = sorted((r["_pid"], r["count"]) for r in df.groupBy("_pid").count().collect())
+    offsets, acc = {}, 0
+    for pid, n in counts:
+        offsets[pid] = acc
+        acc += n
+    if offsets:
+        offset_map = F.create_map(*[x for pid, off in offsets.items() for x in (F.lit(pid), F.lit(off))])
+        row = F.col("_mid") - F.col("_pid").cast("long") * F.lit(1 << 33) + offset_map[F.col("_pid")] + 1
+    else:
+        row = F.lit(None).cast("long")
+    return df.withColumn("_row", row.cast("long")).drop("_pid", "_mid")
+
+
+def read_delivery_file(spark: SparkSession, dfile: DeliveryFile) -> DataFrame:
+    """Read one delivered file with Spark's own reader for its format (not yet cached)."""
+    entity, path = dfile.entity, str(dfile.path)
+    schema = read_schema(entity)
+    if entity.format == "csv":
+        df = (spark.read.schema(schema).option("header", True).option("encoding", dfile.actual_encoding)
+              .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+              .option("multiLine", False).option("enforceSchema", True).option("quote", '"')
+              .option("escape", '"').option("ignoreLeadingWhiteSpace", False)
+              .option("ignoreTrailingWhiteSpace", False).csv(path))
+    elif entity.format == "jsonl":
+        r = spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+        if dfile.actual_encoding.upper().replace("-", "") != "UTF8":
+            r = r.option("encoding", dfile.actual_encoding)  # (with it set, numbers lose their delivered text)
+        df = r.json(path)
+    elif entity.format == "xml":
+        df = (spark.read.format("xml").schema(schema).option("rowTag", entity.row_tag)
+              .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+              .option("encoding", dfile.actual_encoding).option("ignoreSurroundingSpaces", False)
+              .option("nullValue", "").load(path))
+    elif entity.format == "parquet":
+        df = spark.read.schema(schema).parquet(path).withColumn(CORRUPT, F.lit(None).cast("string"))
+    else:
+        raise ValueError(f"{entity.source}/{entity.name}: unknown format {entity.format!r}")
+    return with_row_index(df)
