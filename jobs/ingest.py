@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", required=True)
     p.add_argument("--batch-date", required=True)
     p.add_argument("--run-id")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line (for spark-submit callers)")
     a = p.parse_args(argv)
     from shuzhi.spark import get_spark
 
@@ -285,7 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     except DeliveryRejected as rej:
         print(f"REJECTED {rej}", file=sys.stderr)
         return 3
-    print(f"{res.status}: " + ", ".join(f"{f.table} {f.bronze_rows}+{f.quarantined_rows}q" for f in res.files))
+    if a.json:
+        import json
+
+        from shuzhi.tasks import ingest_summary
+
+        print(json.dumps(ingest_summary(res), ensure_ascii=False))
+    else:
+        print(f"{res.status}: " + ", ".join(f"{f.table} {f.bronze_rows}+{f.quarantined_rows}q" for f in res.files))
     return 0
 
 

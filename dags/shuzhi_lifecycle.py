@@ -1,0 +1,56 @@
+"""Nightly lifecycle DAG, scheduled on the bronze Assets of every source.
+
+For now: gate every bronze table and the quarantine for the night's batch date. Later stages
+(clean → gate → cross-verify → gate, tiering, archive, destroy) are added here.
+"""
+from __future__ import annotations
+
+import pendulum
+from airflow.exceptions import AirflowFailException
+from airflow.sdk import Asset, Param, dag, task
+
+from shuzhi.config import load_yaml
+from shuzhi.schemas import catalog
+
+CONF = load_yaml("sources.yaml")
+TZ = pendulum.timezone(CONF["timezone"])
+TABLES = [e.table_name for e in catalog().entities()]
+SCHEDULE = None
+for _t in TABLES:  # all of them: the night is complete when every department's tables are updated
+    _a = Asset(name=f"bronze.{_t}", uri=f"shuzhi://bronze/{_t}")
+    SCHEDULE = _a if SCHEDULE is None else (SCHEDULE & _a)
+
+
+@dag(dag_id=CONF["lifecycle_dag"], schedule=SCHEDULE, start_date=pendulum.parse(CONF["start_date"], tz=TZ),
+     catchup=False, max_active_runs=1, tags=["shuzhi", "lifecycle"],
+     params={"batch_date": Param(None, type=["null", "string"], format="date",
+                                 description="business date (YYYY-MM-DD); default: from the triggering asset events")})
+def shuzhi_lifecycle():
+    @task
+    def batch_date(params=None, triggering_asset_events=None, logical_date=None) -> str:
+        if params and params.get("batch_date"):
+            return params["batch_date"]
+        dates = sorted({ev.extra.get("batch_date") for evs in (triggering_asset_events or {}).values()
+                        for ev in evs if ev.extra.get("batch_date")})
+        if dates:
+            return dates[-1]
+        from shuzhi.tasks import resolve_batch_date
+
+        return resolve_batch_date(params, logical_date, CONF["timezone"])
+
+    @task
+    def gate(table: str, bd: str) -> dict:
+        from shuzhi.errors import GateFailed
+        from shuzhi.tasks import gate as run_gate
+
+        try:
+            return run_gate(table, bd)
+        except GateFailed as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    bd = batch_date()
+    for t in TABLES + ["quarantine"]:
+        gate.override(task_id=f"gate_bronze_{t}")(f"bronze.{t}", bd)
+
+
+shuzhi_lifecycle()

@@ -1,0 +1,282 @@
+"""The one gate runner: validate a stage's output against its Great Expectations suite.
+
+A suite = the baseline derived from ``schemas/`` (structure, lineage, encryption, code lists)
++ the hand-written expectations in ``expectations/<suite>.json``. Every expectation carries
+``meta.severity``: a failing ``critical`` one fails the gate (``GateFailed``: the Airflow task
+fails and downstream stops); a failing ``warning`` one is recorded and the run goes on.
+Results are appended to ``ops.gate_results`` and rendered in GX Data Docs under
+``<lake>/reports/gx``. The validated frame is cached once, not re-read per expectation.
+
+    >>> outcome = run_gate(spark, settings, "bronze", "police_population", "2026-11-27")  # doctest: +SKIP
+    >>> outcome.status                                                                  # doctest: +SKIP
+    'warned'
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from .config import EXPECTATIONS_DIR, Settings
+from .errors import GateFailed
+from .schemas import Entity, catalog
+
+log = logging.getLogger("shuzhi.gates")
+GATE_RESULTS = ("ops", "gate_results")
+SEVERITIES = ("critical", "warning")
+BRONZE_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
+                  "_encoding", "_key_id"]
+INGEST_REASONS = ["CSV_TOO_FEW_FIELDS", "CSV_TOO_MANY_FIELDS", "CSV_MALFORMED", "JSON_UNPARSABLE", "XML_MALFORMED",
+                  "MALFORMED"]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    type: str
+    kwargs: dict
+    severity: str = "critical"
+    why: str = ""
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"expectation {self.type}: severity {self.severity!r} not in {SEVERITIES}")
+
+
+@dataclass
+class GateOutcome:
+    suite: str
+    table: str
+    batch_date: str | None
+    rows: int
+    status: str                       # passed | warned | failed
+    failed_critical: list[str] = field(default_factory=list)
+    failed_warning: list[str] = field(default_factory=list)
+    evaluated: int = 0
+    skipped_write: bool = False
+
+
+def _e(expectation: str, severity: str, why: str, **kwargs) -> Expectation:
+    return Expectation(expectation, kwargs, severity, why)
+
+
+def bronze_baseline(entity: Entity) -> list[Expectation]:
+    """Expectations every bronze table must meet, derived from its data-element declarations."""
+    cat = catalog()
+    tokens = [f.token_column for f in entity.tokenised_fields]
+    ex = [_e("expect_table_columns_to_match_set", "critical", "bronze keeps the delivered fields + tokens + lineage",
+             column_set=entity.field_names + tokens + BRONZE_LINEAGE, exact_match=True)]
+    ex += [_e("expect_column_values_to_not_be_null", "critical", "lineage is complete", column=c)
+           for c in ("_source", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_key_id")]
+    ex.append(_e("expect_compound_columns_to_be_unique", "critical", "one bronze row per delivered record",
+                 column_list=["_file", "_row"]))
+    for f in entity.fields:
+        if f.is_encrypted:
+            ex.append(_e("expect_column_values_to_be_of_type", "critical",
+                         f"{f.name} is {f.sensitivity}: ciphertext only, never plaintext at rest",
+                         column=f.name, type_="BinaryType"))
+        if f.is_tokenised and not f.element.separator:
+            ex.append(_e("expect_column_values_to_match_regex", "critical", "join token is an HMAC-SHA256",
+                         column=f.token_column, regex=r"^[0-9a-f]{64}$"))
+        if not f.nullable:
+            ex.append(_e("expect_column_values_to_not_be_null", "critical", f"{f.name} is mandatory", column=f.name))
+        if f.is_encrypted:
+            continue
+        el = f.element
+        if el.code_list:
+            ex.append(_e("expect_column_values_to_be_in_set", "warning",
+                         f"{f.name} uses code list {el.code_list} (labels are corrected in the clean stage)",
+                         column=f.name, value_set=sorted(cat.code_list(el.code_list).codes)))
+        if el.pattern:
+            ex.append(_e("expect_column_values_to_match_regex", "warning", f"{f.name} follows {el.standard or el.pattern}",
+                         column=f.name, regex=el.pattern))
+    ex.append(_e("expect_column_values_to_be_unique", "warning", "a record id once per delivery (duplicates are "
+                 "resolved by the clean stage)", column=entity.record_id))
+    return ex
+
+
+def quarantine_baseline() -> list[Expectation]:
+    return [
+        _e("expect_column_values_to_be_in_set", "critical", "every quarantined record has a known reason code",
+           column="reason_code", value_set=INGEST_REASONS),
+        _e("expect_column_values_to_not_be_null", "critical", "the raw record is kept", column="raw_record_enc"),
+        _e("expect_column_values_to_be_of_type", "critical", "raw text is encrypted", column="raw_record_enc",
+           type_="BinaryType"),
+        _e("expect_column_values_to_not_be_null", "critical", "each quarantined record names its place", column="locator"),
+        _e("expect_compound_columns_to_be_unique", "critical", "one row per malformed record",
+           column_list=["_source", "_file", "_row"]),
+    ]
+
+
+def load_hand_written(suite: str, folder: Path = EXPECTATIONS_DIR) -> list[Expectation]:
+    path = folder / f"{suite}.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [Expectation(e["type"], e.get("kwargs", {}), e.get("severity", "critical"), e.get("why", ""))
+            for e in data["expectations"]]
+
+
+def suite_for(layer: str, table: str) -> tuple[str, list[Expectation]]:
+    """Suite name (= the table's name) and its expectations."""
+    name = f"{layer}.{table}"
+    if layer == "bronze" and table == "quarantine":
+        base = quarantine_baseline()
+    elif layer == "bronze":
+        source, _, ent = next((s, "_", e.name) for s in catalog().sources for e in catalog().entities(s)
+                              if e.table_name == table)
+        base = bronze_baseline(catalog().entity(source, ent))
+    else:
+        base = []
+    return name, base + load_hand_written(f"{layer}_{table}")
+
+
+# ------------------------------------------------------------------------- GX plumbing
+
+@lru_cache(maxsize=4)
+def _context(reports_dir: str):
+    import great_expectations as gx
+
+    Path(reports_dir).mkdir(parents=True, exist_ok=True)
+    return gx.get_context(mode="file", project_root_dir=reports_dir)
+
+
+def _gx_suite(name: str, expectations: list[Expectation]):
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suite = gx.ExpectationSuite(name=name)
+    for e in expectations:
+        suite.add_expectation_configuration(ExpectationConfiguration(
+            type=e.type, kwargs=e.kwargs, meta={"severity": e.severity, "why": e.why}))
+    return suite
+
+
+def validate(df, settings: Settings, suite_name: str, expectations: list[Expectation], asset: str):
+    """Run a suite over a (cached) DataFrame through a GX checkpoint that updates Data Docs."""
+    import great_expectations as gx
+
+    ctx = _context(str(settings.reports_dir))
+    ds = ctx.data_sources.add_or_update_spark(name="shuzhi_spark")
+    try:
+        da = ds.get_asset(asset)
+    except LookupError:
+        da = ds.add_dataframe_asset(name=asset)
+    try:
+        bd = da.get_batch_definition("whole")
+    except (KeyError, LookupError, ValueError):
+        bd = da.add_batch_definition_whole_dataframe("whole")
+    suite = ctx.suites.add_or_update(_gx_suite(suite_name, expectations))
+    vd = ctx.validation_definitions.add_or_update(gx.ValidationDefinition(name=suite_name, data=bd, suite=suite))
+    cp = ctx.checkpoints.add_or_update(gx.Checkpoint(
+        name=f"gate:{suite_name}", validation_definitions=[vd],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")], result_format={"result_format": "SUMMARY"}))
+    result = cp.run(batch_parameters={"dataframe": df})
+    (vres,) = result.run_results.values()
+    return vres
+
+
+def _results_schema():
+    from pyspark.sql import types as T
+
+    s = T.StringType()
+    return T.StructType([T.StructField(n, t) for n, t in [
+        ("gate_run_id", s), ("suite", s), ("table", s), ("batch_date", T.DateType()), ("table_version", T.LongType()),
+        ("rows", T.LongType()), ("expectation", s), ("column", s), ("kwargs", s), ("severity", s), ("why", s),
+        ("success", T.BooleanType()), ("unexpected_count", T.LongType()), ("unexpected_percent", T.DoubleType()),
+        ("observed", s), ("evaluated_at", T.TimestampType()), ("txn_id", s)]])
+
+
+def suite_fingerprint(expectations: list[Expectation]) -> str:
+    import hashlib
+
+    blob = json.dumps([(e.type, e.kwargs, e.severity) for e in expectations], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _outcome_from(rows: list, suite: str, table: str, batch_date: str | None) -> GateOutcome:
+    out = GateOutcome(suite, table, batch_date, rows[0]["rows"] if rows else 0, "passed", evaluated=len(rows),
+                      skipped_write=True)
+    for r in rows:
+        if not r["success"]:
+            label = f"{r['expectation']}({r['column']})"
+            (out.failed_critical if r["severity"] == "critical" else out.failed_warning).append(label)
+    out.status = "failed" if out.failed_critical else "warned" if out.failed_warning else "passed"
+    return out
+
+
+def _raise_or_return(out: GateOutcome, settings: Settings, raise_on_critical: bool) -> GateOutcome:
+    for lab in out.failed_warning:
+        log.warning("gate %s %s: warning expectation failed: %s", out.suite, out.batch_date, lab)
+    if out.failed_critical and raise_on_critical:
+        raise GateFailed(f"gate {out.suite} for {out.batch_date}: {len(out.failed_critical)} critical expectation(s) "
+                         f"failed: {', '.join(out.failed_critical)}; see ops.gate_results and Data Docs at "
+                         f"{data_docs_index(settings)}")
+    return out
+
+
+def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str | None, *,
+             raise_on_critical: bool = True) -> GateOutcome:
+    """Validate ``<layer>.<table>`` (the batch's partition) and record the results.
+
+    The same suite over the same table version gives the same verdict: if that pair was already
+    evaluated, its recorded results are returned (and nothing is re-read or re-written)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from .delta import committed_txn_version, read_table, table_exists, table_version, write_table
+
+    path = settings.table_path(layer, table)
+    version = table_version(spark, path)
+    suite_name, expectations = suite_for(layer, table)
+    txn_id = f"gate:{suite_name}:{batch_date}:v{version}:{suite_fingerprint(expectations)}"
+    results_path = settings.table_path(*GATE_RESULTS)
+    if table_exists(spark, results_path) and committed_txn_version(spark, results_path, txn_id) is not None:
+        prior = (read_table(spark, results_path).filter((F.col("txn_id") == txn_id)).collect())
+        return _raise_or_return(_outcome_from(prior, suite_name, f"{layer}.{table}", batch_date), settings,
+                                raise_on_critical)
+    df = read_table(spark, path)
+    if batch_date:
+        df = df.filter(F.col("_batch_date") == F.lit(date.fromisoformat(batch_date)))
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        rows = df.count()
+        vres = validate(df, settings, suite_name, expectations, asset=f"{layer}.{table}")
+    finally:
+        df.unpersist()
+    now = datetime.now()
+    gate_run_id = uuid.uuid4().hex
+    out = GateOutcome(suite_name, f"{layer}.{table}", batch_date, rows, "passed", evaluated=len(vres.results))
+    records = []
+    for r in vres.results:
+        cfg = r.expectation_config
+        sev = (cfg.meta or {}).get("severity", "critical")
+        res = r.result or {}
+        label = f"{cfg.type}({cfg.kwargs.get('column') or cfg.kwargs.get('column_list') or ''})"
+        if not r.success:
+            (out.failed_critical if sev == "critical" else out.failed_warning).append(label)
+        observed = res.get("observed_value")
+        records.append(dict(
+            gate_run_id=gate_run_id, suite=suite_name, table=f"{layer}.{table}",
+            batch_date=date.fromisoformat(batch_date) if batch_date else None, table_version=version, rows=rows,
+            expectation=cfg.type, column=str(cfg.kwargs.get("column") or cfg.kwargs.get("column_list") or ""),
+            kwargs=json.dumps({k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}, ensure_ascii=False,
+                              default=str)[:2000],
+            severity=sev, why=(cfg.meta or {}).get("why"), success=bool(r.success),
+            unexpected_count=res.get("unexpected_count"),
+            unexpected_percent=float(res["unexpected_percent"]) if res.get("unexpected_percent") is not None else None,
+            observed=None if observed is None else json.dumps(observed, ensure_ascii=False, default=str)[:500],
+            evaluated_at=now, txn_id=txn_id))
+    out.status = "failed" if out.failed_critical else "warned" if out.failed_warning else "passed"
+    w = write_table(spark.createDataFrame(records, _results_schema()), results_path,
+                    mode="append", append_only=True, partition_by=["suite"],
+                    txn=(txn_id, 0), comment="GX gate results, one row per expectation")
+    out.skipped_write = w.skipped
+    return _raise_or_return(out, settings, raise_on_critical)
+
+
+def data_docs_index(settings: Settings) -> Path:
+    return settings.reports_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"

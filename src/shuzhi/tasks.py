@@ -1,0 +1,99 @@
+"""What Airflow tasks call: thin wrappers over the jobs, returning small JSON-able dicts.
+
+DAG files import this module lazily inside task bodies (no Spark at parse time). The same
+functions back the CLI. ``conf/environments.yaml`` decides whether a job runs in-process
+(``local[*]``, the default) or through ``spark-submit`` against a cluster master.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+
+from .config import JOBS_DIR, Settings
+from .schemas import catalog
+
+log = logging.getLogger("shuzhi.tasks")
+
+
+def resolve_batch_date(params: dict | None, logical_date: datetime | None, tz: str = "Asia/Shanghai") -> str:
+    """The business date a run covers: the ``batch_date`` param if given (manual runs, backfills),
+    else the day before the run's logical date in local time (the nightly run at 01:30 covers
+    yesterday's deliveries). Never the wall clock."""
+    if params and params.get("batch_date"):
+        return date.fromisoformat(str(params["batch_date"])).isoformat()
+    if logical_date is None:
+        raise ValueError("no batch_date param and no logical date: cannot tell which batch to process")
+    import pendulum
+
+    return (pendulum.instance(logical_date).in_timezone(tz).date() - timedelta(days=1)).isoformat()
+
+
+def bronze_tables(source: str | None = None) -> list[str]:
+    return [f"bronze.{e.table_name}" for e in catalog().entities(source)]
+
+
+def _spark(settings: Settings, app: str):
+    from .spark import get_spark
+
+    return get_spark(settings, app)
+
+
+def _submit(settings: Settings, job: str, args: list[str]) -> dict:
+    """Run ``jobs/<job>.py`` with spark-submit against the configured master; its last stdout line is JSON."""
+    from .spark import spark_conf
+
+    import pyspark
+
+    submit = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-submit")
+    conf = [x for k, v in spark_conf(settings, f"shuzhi-{job}").items() if k != "spark.app.name"
+            for x in ("--conf", f"{k}={v}")]
+    cmd = [submit, "--master", settings.spark.master, *conf, str(JOBS_DIR / f"{job}.py"), *args, "--json"]
+    proc = subprocess.run(cmd, env={**os.environ, **settings.env_vars()}, capture_output=True, text=True)
+    sys.stderr.write(proc.stderr[-5000:])
+    if proc.returncode != 0:
+        raise RuntimeError(f"spark-submit {job} {' '.join(args)} exited {proc.returncode}: {proc.stderr[-1500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def manifest_ready(source: str, batch_date: str, settings: Settings | None = None) -> bool:
+    from .manifest import manifest_present
+
+    settings = settings or Settings.load()
+    ready = manifest_present(settings.landing, source, batch_date)
+    log.info("manifest for %s/%s %s", source, batch_date, "present" if ready else "not yet present")
+    return ready
+
+
+def ingest(source: str, batch_date: str, settings: Settings | None = None) -> dict:
+    settings = settings or Settings.load()
+    if settings.spark.submit:
+        return _submit(settings, "ingest", ["--source", source, "--batch-date", batch_date])
+    from jobs import ingest as job
+
+    res = job.run(_spark(settings, f"ingest-{source}"), settings, source, batch_date)
+    return ingest_summary(res)
+
+
+def ingest_summary(res) -> dict:
+    return {"source": res.source, "batch_date": res.batch_date, "status": res.status, "kind": res.kind,
+            "files": [{"table": f.table, "file": f.file, "manifest_rows": f.manifest_rows, "bronze_rows": f.bronze_rows,
+                       "quarantined_rows": f.quarantined_rows, "reasons": f.reasons} for f in res.files]}
+
+
+def gate(table: str, batch_date: str | None, settings: Settings | None = None) -> dict:
+    settings = settings or Settings.load()
+    if settings.spark.submit:
+        return _submit(settings, "gate", ["--table", table, "--batch-date", batch_date or ""])
+    from jobs import gate as job
+
+    out = job.run(_spark(settings, f"gate-{table}"), settings, table, batch_date)
+    return gate_summary(out)
+
+
+def gate_summary(out) -> dict:
+    return {"suite": out.suite, "table": out.table, "batch_date": out.batch_date, "rows": out.rows,
+            "status": out.status, "failed_warning": out.failed_warning, "failed_critical": out.failed_critical}

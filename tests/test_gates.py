@@ -1,0 +1,47 @@
+"""The gate runner: baseline from schemas/, severities, results table, Data Docs."""
+import pytest
+from pyspark.sql import functions as F
+
+import deliveries as dl
+from jobs import gate, ingest
+from shuzhi.delta import read_table, write_table
+from shuzhi.errors import GateFailed
+from shuzhi.gates import bronze_baseline, data_docs_index
+from shuzhi.schemas import catalog
+
+D = "2026-11-27"
+
+
+def test_baseline_is_derived_from_schemas():
+    ex = bronze_baseline(catalog().entity("police", "population"))
+    types = {(e.type, e.kwargs.get("column")): e.severity for e in ex}
+    assert types[("expect_column_values_to_be_of_type", "GMSFHM")] == "critical"
+    assert types[("expect_column_values_to_be_of_type", "XM")] == "critical"
+    assert types[("expect_column_values_to_be_in_set", "XBDM")] == "warning"
+    assert ("expect_column_values_to_be_in_set", "MZDM") not in types      # L3: encrypted, no plaintext check
+    assert types[("expect_column_values_to_match_regex", "SQDM")] == "warning"
+
+
+def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, keyring):
+    rows = [dl.pop_row("P1", "150105198503021234", "张三", XBDM="男"), dl.pop_row("P2", "150105198503021234", "李四")]
+    dl.police_population(settings.landing, D, rows)
+    ingest.run(spark, settings, "police", D, keyring=keyring)
+    out = gate.run(spark, settings, "bronze.police_population", D)
+    assert out.status == "warned" and out.failed_critical == []
+    assert any("XBDM" in w for w in out.failed_warning)
+    res = read_table(spark, settings.table_path("ops", "gate_results"))
+    failed = res.filter(~F.col("success")).select("expectation", "column", "severity", "unexpected_count").collect()
+    assert [(r["column"], r["severity"], r["unexpected_count"]) for r in failed] == [("XBDM", "warning", 1)]
+    assert data_docs_index(settings).is_file()
+    n = res.count()
+    gate.run(spark, settings, "bronze.police_population", D)          # same data version: no new results
+    assert read_table(spark, settings.table_path("ops", "gate_results")).count() == n
+
+    # Plant plaintext in a sensitive column of a copy of the table: the critical check must stop it.
+    path = settings.table_path("bronze", "police_population")
+    bad = read_table(spark, path).withColumn("XM", F.lit("张三"))
+    bad.write.format("delta").mode("overwrite").option("overwriteSchema", True).save(str(path))
+    with pytest.raises(GateFailed, match="expect_column_values_to_be_of_type\\(XM\\)"):
+        gate.run(spark, settings, "bronze.police_population", D)
+    audit = read_table(spark, settings.table_path("ops", "job_runs")).orderBy("started_at").collect()
+    assert [(r["stage"], r["gate_outcome"], r["outcome"]) for r in audit][-1] == ("gate:bronze.police_population", "failed", "failed")
