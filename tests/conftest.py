@@ -1,7 +1,18 @@
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Airflow reads its configuration once per process: give the whole test session one
+# AIRFLOW_HOME (SQLite metadata DB) before anything imports airflow.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="shuzhi-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+os.environ["AIRFLOW__CORE__DEFAULT_TIMEZONE"] = "Asia/Shanghai"
 
 from shuzhi.config import Settings, SparkSettings
 from shuzhi.crypto import Keyring
@@ -33,3 +44,20 @@ def spark(spark_settings, tmp_path_factory):
 @pytest.fixture
 def keyring(settings) -> Keyring:
     return Keyring.load(settings.key_dir)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """Airflow's metadata DB for the session, migrated once."""
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], env=dict(os.environ), check=True, capture_output=True)
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def airflow_env(settings, airflow_db, monkeypatch) -> dict:
+    """Point the tasks (which load Settings from the environment) at this test's lake and keys."""
+    env = {**settings.env_vars(), "AIRFLOW_HOME": airflow_db}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ID_BYTES = re.compile(rb"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff·•.]{2,}")
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,25 @@ def _mask(v: str) -> str:
     return v[:6] + "…" if len(v) > 6 else v[:1] + "…"
 
 
-def _scan_text(blob: bytes, ids: set[str], name_forms: list[tuple[str, bytes]], file: str, where: str) -> list[Finding]:
+def _scan_text(blob: bytes, ids: set[str], names: set[str], lengths: range, file: str, where: str) -> list[Finding]:
+    """Identity numbers by pattern + set lookup; names by decoding the bytes (UTF-8, then GB18030)
+    and looking up every 2..n-character window of each run of CJK characters: linear in the
+    size of the blob, whatever the number of names."""
     out = []
     for m in ID_BYTES.finditer(blob):
         v = m.group().decode("ascii").upper()
         if v in ids:
             out.append(Finding(file, "id", where, _mask(v)))
-    for name, form in name_forms:
-        if form in blob:
-            out.append(Finding(file, "name", where, _mask(name)))
+    if names:
+        seen = set()
+        for enc in ("utf-8", "gb18030"):
+            for run in CJK_RUN.findall(blob.decode(enc, errors="ignore")):
+                for n in lengths:
+                    for i in range(len(run) - n + 1):
+                        w = run[i:i + n]
+                        if w in names and w not in seen:
+                            seen.add(w)
+                            out.append(Finding(file, "name", f"{where} ({enc})", _mask(w)))
     return out
 
 
@@ -63,18 +74,19 @@ def _parquet_values(path: Path):
 def scan_tree(root: Path, ids: set[str], names: set[str]) -> list[Finding]:
     """Every finding of a plaintext identity number or name under ``root`` (empty list = clean)."""
     ids = {i.upper() for i in ids}
-    name_forms = [(n, n.encode(enc)) for n in names if n for enc in ("utf-8", "gb18030")]
+    names = {n for n in names if n}
+    lengths = range(min(map(len, names), default=2), max(map(len, names), default=1) + 1)
     findings: list[Finding] = []
     for path in sorted(Path(root).rglob("*")):
         if not path.is_file():
             continue
         rel = str(path.relative_to(root))
         blob = path.read_bytes()
-        findings += _scan_text(blob, ids, name_forms, rel, "bytes")
+        findings += _scan_text(blob, ids, names, lengths, rel, "bytes")
         if blob[:4] == b"PAR1":
             try:
                 for col, joined in _parquet_values(path):
-                    findings += _scan_text(joined, ids, name_forms, rel, f"parquet:{col}")
+                    findings += _scan_text(joined, ids, names, lengths, rel, f"parquet:{col}")
             except Exception as exc:  # an unreadable parquet file is itself a finding to look at
                 findings.append(Finding(rel, "unreadable", f"parquet ({type(exc).__name__})", ""))
     return findings
