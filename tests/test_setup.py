@@ -1,0 +1,52 @@
+"""Set-up facts a fresh machine depends on: clear errors for missing jars/keys, keys outside git
+and the lake, schemas/ consistent."""
+import os
+import stat
+import subprocess
+
+import pytest
+
+from shuzhi.config import REPO_ROOT, Settings
+from shuzhi.crypto import Keyring
+from shuzhi.errors import SetupError
+from shuzhi.schemas import catalog
+from shuzhi.spark import delta_jars
+
+
+def test_missing_jar_names_the_setup_command(tmp_path):
+    s = Settings.load(home=tmp_path, jars_dir=tmp_path / "no-jars")
+    with pytest.raises(SetupError, match="make setup"):
+        delta_jars(s)
+
+
+def test_missing_keyring_names_the_setup_command(tmp_path):
+    with pytest.raises(SetupError, match="make setup"):
+        Keyring.load(tmp_path / "nokeys")
+
+
+def test_keyring_created_once_private_and_outside_lake_and_git(tmp_path):
+    s = Settings.load(home=tmp_path / "home", key_dir=tmp_path / "keys")
+    k1 = Keyring.create(s.key_dir)
+    k2 = Keyring.create(s.key_dir)                 # idempotent: never replaced
+    assert (k1.key_id, k1.aes_key) == (k2.key_id, k2.aes_key) and len(k1.aes_key) == 32
+    mode = stat.S_IMODE(os.stat(s.key_dir / "keyring.json").st_mode)
+    assert mode == 0o600
+    assert s.lake not in s.key_dir.parents and "aes" not in repr(k1)
+    default = Settings.load()
+    assert REPO_ROOT not in default.key_dir.parents and default.lake not in default.key_dir.parents
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    assert "keyring" not in tracked
+
+
+def test_every_spec_field_maps_to_an_element():
+    cat = catalog()
+    assert {s: sorted(e) for s, e in cat.sources.items()} == {
+        "police": ["houses", "incidents", "population"], "civil_affairs": ["assistance"],
+        "social_security": ["insurance"], "health": ["residents"]}
+    assert len(cat.entity("police", "population").fields) == 17
+    ids = {f.name for e in cat.entities() for f in e.fields if f.element.name == "citizen_id"}
+    assert ids == {"GMSFHM", "FZGMSFHM", "id_number", "sfzh", "id_no"}
+    for e in cat.entities():
+        for f in e.fields:
+            assert f.sensitivity in ("L1", "L2", "L3", "L4") and f.element.pii and f.element.retention
+    assert cat.code_list("ethnicity").codes["02"] == "蒙古族"   # GB/T 3304 (SPEC's "05 Mongol" is a slip)
