@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import Asset, Param, dag, task
 
 from shuzhi.config import load_yaml
@@ -50,26 +49,18 @@ def make_ingest_dag(source: str, cfg: dict):
 
         @task(outlets=assets)
         def ingest(bd: str, outlet_events=None) -> dict:
-            from shuzhi.errors import DeliveryRejected
-            from shuzhi.tasks import ingest as run_ingest
+            from shuzhi.tasks import for_airflow, ingest as run_ingest
 
-            try:
-                result = run_ingest(source, bd)
-            except DeliveryRejected as rej:  # recorded in ops.deliveries; retrying cannot help
-                raise AirflowFailException(str(rej)) from rej
+            result = for_airflow(run_ingest, source, bd)
             for a in assets:
                 outlet_events[a].extra = {"batch_date": bd, "status": result["status"]}
             return result
 
         @task
         def gate(table: str, bd: str) -> dict:
-            from shuzhi.errors import GateFailed
-            from shuzhi.tasks import gate as run_gate
+            from shuzhi.tasks import for_airflow, gate as run_gate
 
-            try:
-                return run_gate(table, bd)
-            except GateFailed as exc:
-                raise AirflowFailException(str(exc)) from exc
+            return for_airflow(run_gate, table, bd)
 
         bd = batch_date()
         loaded = ingest(bd)

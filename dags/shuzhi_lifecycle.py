@@ -6,7 +6,6 @@ For now: gate every bronze table and the quarantine for the night's batch date. 
 from __future__ import annotations
 
 import pendulum
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import Asset, Param, dag, task
 
 from shuzhi.config import load_yaml
@@ -40,13 +39,9 @@ def shuzhi_lifecycle():
 
     @task
     def gate(table: str, bd: str) -> dict:
-        from shuzhi.errors import GateFailed
-        from shuzhi.tasks import gate as run_gate
+        from shuzhi.tasks import for_airflow, gate as run_gate
 
-        try:
-            return run_gate(table, bd)
-        except GateFailed as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return for_airflow(run_gate, table, bd)
 
     bd = batch_date()
     for t in TABLES + ["quarantine"]:

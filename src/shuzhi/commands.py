@@ -29,36 +29,35 @@ def cmd_generate(settings, a) -> int:
     return 0
 
 
-def cmd_ingest(settings, a) -> int:
+def _run_stage(label: str, fn, *args) -> int:
+    """Run one stage with a progress display; data faults print their message, not a trace."""
     from rich.console import Console
 
-    from .errors import DeliveryRejected
-    from .tasks import ingest
+    from .errors import DeliveryRejected, GateFailed
 
-    with Console().status(f"ingesting {a.source}/{a.batch_date} …"):
+    with Console().status(f"{label} …"):
         try:
-            res = ingest(a.source, a.batch_date, settings)
+            res = fn(*args)
         except DeliveryRejected as rej:
             print(f"REJECTED {rej}")
             return 3
-    print(json.dumps(res, ensure_ascii=False, indent=1))
-    return 0
-
-
-def cmd_gate(settings, a) -> int:
-    from rich.console import Console
-
-    from .errors import GateFailed
-    from .tasks import gate
-
-    with Console().status(f"gate {a.table} {a.batch_date} …"):
-        try:
-            res = gate(a.table, a.batch_date, settings)
         except GateFailed as exc:
-            print(f"FAILED {exc}")
+            print(f"GATE FAILED {exc}")
             return 4
     print(json.dumps(res, ensure_ascii=False, indent=1))
     return 0
+
+
+def cmd_ingest(settings, a) -> int:
+    from .tasks import ingest
+
+    return _run_stage(f"ingesting {a.source}/{a.batch_date}", ingest, a.source, a.batch_date, settings)
+
+
+def cmd_gate(settings, a) -> int:
+    from .tasks import gate
+
+    return _run_stage(f"gate {a.table} {a.batch_date}", gate, a.table, a.batch_date, settings)
 
 
 def cmd_summary(settings, a) -> int:

@@ -97,3 +97,16 @@ def gate(table: str, batch_date: str | None, settings: Settings | None = None) -
 def gate_summary(out) -> dict:
     return {"suite": out.suite, "table": out.table, "batch_date": out.batch_date, "rows": out.rows,
             "status": out.status, "failed_warning": out.failed_warning, "failed_critical": out.failed_critical}
+
+
+def for_airflow(fn, *args):
+    """Call a task function; a rejected delivery or a failed critical gate becomes Airflow's
+    non-retryable failure (retrying cannot fix the data). Other errors keep Airflow's retries."""
+    from airflow.exceptions import AirflowFailException
+
+    from .errors import DeliveryRejected, GateFailed
+
+    try:
+        return fn(*args)
+    except (DeliveryRejected, GateFailed) as exc:
+        raise AirflowFailException(str(exc)) from exc
