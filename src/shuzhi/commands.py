@@ -11,6 +11,10 @@ def _spark(settings):
 
 
 def cmd_demo(settings, a) -> int:
+    import os
+
+    # Airflow's task logs at INFO drown the summary; a `shuzhi airflow -- dags test …` keeps them.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from .demo import run_demo
 
     res = run_demo(settings, residents=a.residents, nights=a.nights, start=a.start, seed=a.seed)

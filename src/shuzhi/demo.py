@@ -60,7 +60,9 @@ def run_demo(settings: Settings, *, residents: int = 20_000, nights: int = 3, st
     from .reports import night_summary, render_summary
     from .spark import get_spark
 
-    console = Console()
+    import sys
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     t0 = datetime.now()
     console.print(f"[bold]shuzhi demo[/bold]: {residents:,} residents, {nights} nights from {start}, seed {seed}")
     gen = generate(settings.landing, settings.truth, residents=residents, nights=nights,

@@ -50,7 +50,7 @@ def night_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
         for r in per_run.collect():
             if r["batch_date"] is None:
                 continue
-            src = source_of.get(r["table"], "(all)")
+            src = source_of.get(r["table"], r["table"].split(".")[-1])  # bronze.quarantine: all sources
             status = "failed" if r["crit"] else "warned" if r["warn"] else "passed"
             out[r["batch_date"].isoformat()][src]["gates"][status] += 1
     return {d: dict(v) for d, v in sorted(out.items())}
@@ -62,7 +62,9 @@ def render_summary(summary: dict, settings: Settings, console=None) -> None:
 
     from .gates import data_docs_index
 
-    console = console or Console()
+    import sys
+
+    console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     for night, sources in summary.items():
         t = Table(title=f"batch {night}", title_justify="left")
         for col in ("source", "kind", "delivered", "loaded", "quarantined (by reason)", "rejected", "gates p/w/f", "notes"):

@@ -102,7 +102,7 @@ def gate_summary(out) -> dict:
 def for_airflow(fn, *args):
     """Call a task function; a rejected delivery or a failed critical gate becomes Airflow's
     non-retryable failure (retrying cannot fix the data). Other errors keep Airflow's retries."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from .errors import DeliveryRejected, GateFailed
 
