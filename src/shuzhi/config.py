@@ -77,7 +77,8 @@ class Settings:
         settings = cls(
             env=env,
             home=home_path,
-            lake=under_home(paths["lake"]),
+            lake=Path(os.environ["SHUZHI_LAKE"]) if os.environ.get("SHUZHI_LAKE")
+            else under_home(paths["lake"]),
             landing=under_home(paths["landing"]),
             truth=under_home(paths["truth"]),
             airflow_home=under_home(paths["airflow_home"]),
@@ -98,6 +99,7 @@ class Settings:
     def env_vars(self) -> dict[str, str]:
         """Environment that makes a child process (Airflow, spark-submit) see these settings."""
         return {
+            "SHUZHI_LAKE": str(self.lake),
             "SHUZHI_ENV": self.env,
             "SHUZHI_HOME": str(self.home),
             "SHUZHI_JARS": str(self.jars_dir),
