@@ -50,3 +50,14 @@ def test_every_spec_field_maps_to_an_element():
         for f in e.fields:
             assert f.sensitivity in ("L1", "L2", "L3", "L4") and f.element.pii and f.element.retention
     assert cat.code_list("ethnicity").codes["02"] == "蒙古族"   # GB/T 3304 (SPEC's "05 Mongol" is a slip)
+
+
+def test_generator_draws_codes_from_schemas_and_plants_only_unknown_ones():
+    from shuzhi.generator import reference as ref
+
+    cat = catalog()
+    assert ref.SEX_CODES == tuple(cat.code_list("sex").codes)
+    assert ref.INCIDENT_CATEGORIES == tuple(cat.code_list("incident_category").codes)
+    for name, planted in ref.UNKNOWN_CODES.items():
+        if name in cat.code_lists:
+            assert not set(planted) & set(cat.code_list(name).codes), name

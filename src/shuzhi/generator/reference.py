@@ -11,17 +11,22 @@ from importlib import resources
 
 import numpy as np
 
+from ..schemas import catalog
+
 DISTRICT = "150105"
 DISTRICT_PREFIX = "内蒙古自治区呼和浩特市赛罕区"
 
 # ---------------------------------------------------------------- codes (SPEC / GB/T) ----
-SEX_CODES = ("0", "1", "2", "9")
-RELATION_HEAD, RELATION_SPOUSE, RELATION_CHILD, RELATION_PARENT, RELATION_OTHER = "02", "10", "20", "50", "99"
+# The code lists themselves come from schemas/code_lists.yaml; only the draw weights live here.
+_CODES = catalog().code_lists
+SEX_CODES = tuple(_CODES["sex"].codes)
+RELATION_HEAD, RELATION_SPOUSE, RELATION_CHILD, RELATION_PARENT, RELATION_OTHER = tuple(_CODES["relation"].codes)
 # GB/T 3304: 01 Han, 02 Mongol, 03 Hui, 05 Uyghur, 10 Korean, 11 Manchu, 31 Daur, 45 Evenki
 ETHNICITY_WEIGHTS = {"01": 0.80, "02": 0.135, "03": 0.03, "11": 0.02, "31": 0.004, "45": 0.003,
                      "05": 0.004, "10": 0.004}
-INCIDENT_CATEGORIES = ("01", "02", "03", "04", "05", "06", "99")
+INCIDENT_CATEGORIES = tuple(_CODES["incident_category"].codes)
 INCIDENT_WEIGHTS = (0.30, 0.14, 0.08, 0.04, 0.16, 0.18, 0.10)
+assert len(INCIDENT_WEIGHTS) == len(INCIDENT_CATEGORIES) and set(ETHNICITY_WEIGHTS) <= set(_CODES["ethnicity"].codes)
 
 # Values that are not in the code lists (planted as code_unknown); field -> candidates.
 UNKNOWN_CODES = {
