@@ -46,6 +46,26 @@ def committed_txn_version(spark, path: Path | str, app_id: str) -> int | None:
     return None if opt.isEmpty() else int(opt.get())
 
 
+def clear_uncommitted_debris(path: Path | str) -> bool:
+    """A process killed while creating a table can leave its folder with an empty ``_delta_log``
+    (and orphan data files): no commit, so nothing was ever part of a table. Delta then refuses
+    the location; clear it. A folder with any commit or checkpoint is never touched."""
+    import logging
+    import shutil
+
+    folder = Path(str(path))
+    log_dir = folder / "_delta_log"
+    if not folder.exists():
+        return False
+    committed = log_dir.is_dir() and any(p.suffix == ".json" or ".checkpoint" in p.name for p in log_dir.iterdir())
+    if committed:
+        return False
+    logging.getLogger("shuzhi.delta").warning("clearing %s: a table creation was interrupted before its first commit",
+                                              folder)
+    shutil.rmtree(folder)
+    return True
+
+
 def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str] = (),
                  stats_columns: Iterable[str] | None = None, append_only: bool = False,
                  comment: str | None = None) -> None:
@@ -64,7 +84,12 @@ def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str]
         b = b.property("delta.appendOnly", "true")
     if comment:
         b = b.comment(comment)
-    b.execute()
+    try:
+        b.execute()
+    except Exception as exc:  # only the debris of an interrupted creation is cleared, then retried once
+        if "DELTA_TABLE_NOT_FOUND" not in str(exc) or not clear_uncommitted_debris(path):
+            raise
+        b.execute()
 
 
 def write_table(df, path: Path | str, *, mode: WriteMode = "append", replace_where: str | None = None,
