@@ -17,34 +17,24 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.audit import audited
+from shuzhi.bronze import LINEAGE_COLS
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt, with_protected_fields
 from shuzhi.delta import read_table, write_table
 from shuzhi.errors import ConservationError, DeliveryRejected
-from shuzhi.manifest import Delivery, DeliveryFile, verify_delivery
-from shuzhi.readers import CORRUPT, read_delivery_file
+from shuzhi.manifest import Delivery, DeliveryFile, manifest_fingerprint, verify_delivery
+from shuzhi.readers import CORRUPT, opened
 from shuzhi.schemas import Entity
 
 log = logging.getLogger("shuzhi.ingest")
 
 QUARANTINE = ("bronze", "quarantine")
 DELIVERIES = ("ops", "deliveries")
-LINEAGE_COLS = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
-                "_encoding", "_key_id"]
-# Quarantine reason codes at ingest (a later stage adds its own).
-REASONS = {
-    "CSV_TOO_FEW_FIELDS": "CSV line has fewer fields than the header",
-    "CSV_TOO_MANY_FIELDS": "CSV line has more fields than the header",
-    "CSV_MALFORMED": "CSV line cannot be parsed",
-    "JSON_UNPARSABLE": "JSON Lines line is not a parsable JSON object",
-    "XML_MALFORMED": "<resident> element is not well-formed XML",
-}
 
 
 @dataclass(frozen=True)
@@ -190,8 +180,7 @@ def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryF
         log.warning("delivery %s file %s: manifest says %s but the bytes are %s%s; reading as %s", delivery.label,
                     dfile.name, dfile.declared_encoding, dfile.actual_encoding, " with a BOM" if dfile.has_bom else "",
                     dfile.actual_encoding)
-    raw = read_delivery_file(spark, dfile).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    with opened(spark, dfile) as raw:  # parsed once, cached; released after both writes
         bronze_df = to_bronze(raw, entity, lin, keyring)
         quarantine_df = to_quarantine(raw, entity, lin, keyring)
         txn = f"ingest:{delivery.delivery_id}:{entity.table_name}"
@@ -205,8 +194,6 @@ def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryF
                     partition_by=["_source", "_batch_date"], txn=(txn + ":quarantine", 0),
                     stats_columns=[c for c in quarantine_df.columns if c != "raw_record_enc"],
                     comment="records that could not be loaded, with reason codes; raw text encrypted")
-    finally:
-        raw.unpersist()
     # Conservation from what the tables now hold, not from what we meant to write.
     b = (read_table(spark, settings.table_path("bronze", entity.table_name))
          .filter((F.col("_batch_date") == F.lit(date.fromisoformat(delivery.batch_date)))
@@ -231,10 +218,7 @@ def run(spark, settings: Settings, source: str, batch_date: str, *, run_id: str 
         try:
             delivery = verify_delivery(settings.landing, source, batch_date)
         except DeliveryRejected as rej:
-            import hashlib
-
-            mpath = settings.landing / source / batch_date / "manifest.json"
-            fp = hashlib.sha256(mpath.read_bytes()).hexdigest()[:16] if mpath.is_file() else "none"
+            fp = manifest_fingerprint(settings.landing, source, batch_date)
             record_delivery(spark, settings, [dict(
                 delivery_id=f"{source}/{batch_date}/{fp}", source=source, batch_date=date.fromisoformat(batch_date),
                 kind=None, status="rejected", reason_code=rej.code, message=rej.message, file=None, entity=None,

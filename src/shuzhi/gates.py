@@ -21,6 +21,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
+from .bronze import INGEST_REASONS, LINEAGE_COLS
 from .config import EXPECTATIONS_DIR, Settings
 from .errors import GateFailed
 from .schemas import Entity, catalog
@@ -28,10 +29,6 @@ from .schemas import Entity, catalog
 log = logging.getLogger("shuzhi.gates")
 GATE_RESULTS = ("ops", "gate_results")
 SEVERITIES = ("critical", "warning")
-BRONZE_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
-                  "_encoding", "_key_id"]
-INGEST_REASONS = ["CSV_TOO_FEW_FIELDS", "CSV_TOO_MANY_FIELDS", "CSV_MALFORMED", "JSON_UNPARSABLE", "XML_MALFORMED",
-                  "MALFORMED"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +65,7 @@ def bronze_baseline(entity: Entity) -> list[Expectation]:
     cat = catalog()
     tokens = [f.token_column for f in entity.tokenised_fields]
     ex = [_e("expect_table_columns_to_match_set", "critical", "bronze keeps the delivered fields + tokens + lineage",
-             column_set=entity.field_names + tokens + BRONZE_LINEAGE, exact_match=True)]
+             column_set=entity.field_names + tokens + LINEAGE_COLS, exact_match=True)]
     ex += [_e("expect_column_values_to_not_be_null", "critical", "lineage is complete", column=c)
            for c in ("_source", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_key_id")]
     ex.append(_e("expect_compound_columns_to_be_unique", "critical", "one bronze row per delivered record",
@@ -101,7 +98,7 @@ def bronze_baseline(entity: Entity) -> list[Expectation]:
 def quarantine_baseline() -> list[Expectation]:
     return [
         _e("expect_column_values_to_be_in_set", "critical", "every quarantined record has a known reason code",
-           column="reason_code", value_set=INGEST_REASONS),
+           column="reason_code", value_set=sorted(INGEST_REASONS)),
         _e("expect_column_values_to_not_be_null", "critical", "the raw record is kept", column="raw_record_enc"),
         _e("expect_column_values_to_be_of_type", "critical", "raw text is encrypted", column="raw_record_enc",
            type_="BinaryType"),

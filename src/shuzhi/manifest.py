@@ -55,7 +55,7 @@ class Delivery:
     @property
     def delivery_id(self) -> str:
         """Stable id of this exact delivery (its manifest's bytes): re-runs of it are no-ops."""
-        return f"{self.source}/{self.batch_date}/{self.manifest_sha256[:16]}"
+        return f"{self.source}/{self.batch_date}/{self.manifest_sha256[:16]}"  # = manifest_fingerprint
 
     @property
     def label(self) -> str:
@@ -69,6 +69,12 @@ def delivery_dir(landing: Path, source: str, batch_date: str) -> Path:
 def manifest_present(landing: Path, source: str, batch_date: str) -> bool:
     """A delivery is complete only when its manifest is present (it is written last)."""
     return (delivery_dir(landing, source, batch_date) / "manifest.json").is_file()
+
+
+def manifest_fingerprint(landing: Path, source: str, batch_date: str) -> str:
+    """Short sha256 of the manifest's bytes ("none" if absent): identifies a delivery, even a rejected one."""
+    mpath = delivery_dir(landing, source, batch_date) / "manifest.json"
+    return hashlib.sha256(mpath.read_bytes()).hexdigest()[:16] if mpath.is_file() else "none"
 
 
 def scan_file(path: Path, fmt: str) -> tuple[str, int, bool, bool]:

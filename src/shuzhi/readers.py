@@ -5,6 +5,10 @@ Text formats are read with every field as a string (bronze keeps values as deliv
 frame gets ``_row``: the 1-based index of the record in its file (CSV line = ``_row + 1``)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -25,10 +29,15 @@ def read_schema(entity: Entity) -> T.StructType:
                         + [T.StructField(CORRUPT, T.StringType())])
 
 
+def with_partition_ids(df: DataFrame) -> DataFrame:
+    """Tag each record with its read partition and position in it (input of ``with_row_index``)."""
+    return df.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
+
+
 def with_row_index(df: DataFrame) -> DataFrame:
     """Add ``_row``: 1-based position of each record in file order (like RDD.zipWithIndex,
-    but in DataFrame operations). Only valid on a frame read from one file, before any shuffle."""
-    df = df.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
+    but in DataFrame operations) to a ``with_partition_ids`` frame read from one file.
+    Runs one small job (records per partition); cache ``df`` first so the file is parsed once."""
     counts = sorted((r["_pid"], r["count"]) for r in df.groupBy("_pid").count().collect())
     offsets, acc = {}, 0
     for pid, n in counts:
@@ -42,8 +51,22 @@ def with_row_index(df: DataFrame) -> DataFrame:
     return df.withColumn("_row", row.cast("long")).drop("_pid", "_mid")
 
 
+@contextmanager
+def opened(spark: SparkSession, dfile: DeliveryFile) -> Iterator[DataFrame]:
+    """A delivered file parsed once and cached, with ``_row``; the cache is released on exit.
+
+    >>> with opened(spark, dfile) as raw_df:          # doctest: +SKIP
+    ...     bronze_df = to_bronze(raw_df, ...)
+    """
+    base = with_partition_ids(read_delivery_file(spark, dfile)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield with_row_index(base)
+    finally:
+        base.unpersist()
+
+
 def read_delivery_file(spark: SparkSession, dfile: DeliveryFile) -> DataFrame:
-    """Read one delivered file with Spark's own reader for its format (not yet cached)."""
+    """Read one delivered file with Spark's own reader for its format (lazy, not cached, no ``_row``)."""
     entity, path = dfile.entity, str(dfile.path)
     schema = read_schema(entity)
     if entity.format == "csv":
@@ -66,4 +89,4 @@ def read_delivery_file(spark: SparkSession, dfile: DeliveryFile) -> DataFrame:
         df = spark.read.schema(schema).parquet(path).withColumn(CORRUPT, F.lit(None).cast("string"))
     else:
         raise ValueError(f"{entity.source}/{entity.name}: unknown format {entity.format!r}")
-    return with_row_index(df)
+    return df

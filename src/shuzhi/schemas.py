@@ -21,7 +21,6 @@ from pathlib import Path
 from .config import SCHEMAS_DIR, load_yaml
 
 LEVELS = ("L1", "L2", "L3", "L4")
-LEVEL_NAMES = {"L1": "公开 public", "L2": "备用 internal", "L3": "敏感 sensitive", "L4": "秘密 secret"}
 
 
 @dataclass(frozen=True)

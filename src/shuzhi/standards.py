@@ -45,9 +45,3 @@ def citizen_id_normalised_py(value: str | None) -> str | None:
         s = first17 + ID_CHECK_CHARS[total % 11]
     return s or None
 
-
-def mask_citizen_id(value: str | None) -> str | None:
-    """``150105198503021234`` → ``150105********1234`` (region kept, birth date hidden)."""
-    if not value:
-        return value
-    return value[:6] + "*" * max(0, len(value) - 10) + value[-4:]

@@ -14,7 +14,6 @@ import sys
 from datetime import date, datetime, timedelta
 
 from .config import JOBS_DIR, Settings
-from .schemas import catalog
 
 log = logging.getLogger("shuzhi.tasks")
 
@@ -30,10 +29,6 @@ def resolve_batch_date(params: dict | None, logical_date: datetime | None, tz: s
     import pendulum
 
     return (pendulum.instance(logical_date).in_timezone(tz).date() - timedelta(days=1)).isoformat()
-
-
-def bronze_tables(source: str | None = None) -> list[str]:
-    return [f"bronze.{e.table_name}" for e in catalog().entities(source)]
 
 
 def _spark(settings: Settings, app: str):
