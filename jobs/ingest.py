@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.audit import audited
-from shuzhi.bronze import LINEAGE_COLS
+from shuzhi.bronze import LINEAGE_COLS, line_of
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt, with_protected_fields
 from shuzhi.delta import read_table, write_table
@@ -81,14 +81,6 @@ class IngestResult:
 
 
 # ---------------------------------------------------------------- pure transforms
-
-def line_of(fmt: str, row_col):
-    """Human locator of a record: CSV line numbers count the header line."""
-    return {"csv": F.concat(F.lit("line "), (row_col + 1).cast("string")),
-            "jsonl": F.concat(F.lit("line "), row_col.cast("string")),
-            "xml": F.concat(F.lit("<resident> #"), row_col.cast("string"))}.get(
-        fmt, F.concat(F.lit("row "), row_col.cast("string")))
-
 
 def filter_well_formed(raw_df: DataFrame) -> DataFrame:
     return raw_df.filter(F.col(CORRUPT).isNull()).drop(CORRUPT)

@@ -13,3 +13,22 @@ INGEST_REASONS = {
     "XML_MALFORMED": "<resident> element is not well-formed XML",
     "MALFORMED": "record cannot be read",
 }
+# The same reasons in Chinese, for the office's exports (same keys as INGEST_REASONS).
+INGEST_REASONS_ZH = {
+    "CSV_TOO_FEW_FIELDS": "CSV行字段数少于表头",
+    "CSV_TOO_MANY_FIELDS": "CSV行字段数多于表头",
+    "CSV_MALFORMED": "CSV行无法解析",
+    "JSON_UNPARSABLE": "JSON Lines行不是可解析的JSON对象",
+    "XML_MALFORMED": "<resident>元素不是格式正确的XML",
+    "MALFORMED": "记录无法读取",
+}
+
+
+def line_of(fmt: str, row_col):
+    """Human locator of a record: CSV line numbers count the header line."""
+    from pyspark.sql import functions as F
+
+    return {"csv": F.concat(F.lit("line "), (row_col + 1).cast("string")),
+            "jsonl": F.concat(F.lit("line "), row_col.cast("string")),
+            "xml": F.concat(F.lit("<resident> #"), row_col.cast("string"))}.get(
+        fmt, F.concat(F.lit("row "), row_col.cast("string")))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-WriteMode = Literal["append", "replace"]
+WriteMode = Literal["append", "replace", "snapshot"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,9 @@ def write_table(df, path: Path | str, *, mode: WriteMode = "append", replace_whe
     w = df.write.format("delta")
     if txn is not None:
         w = w.option("txnAppId", txn[0]).option("txnVersion", txn[1])
-    if mode == "replace":
+    if mode == "snapshot":   # derived tables rebuilt whole each night (gold themes); history stays in the log
+        w = w.mode("overwrite").option("overwriteSchema", "false")
+    elif mode == "replace":
         if not replace_where:
             raise ValueError("mode='replace' needs replace_where (whole-table overwrites are not allowed)")
         w = w.mode("overwrite").option("replaceWhere", replace_where)
@@ -124,3 +126,45 @@ def write_table(df, path: Path | str, *, mode: WriteMode = "append", replace_whe
 
 def read_table(spark, path: Path | str):
     return spark.read.format("delta").load(str(path))
+
+
+def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str | None = None,
+                insert: bool = True, when_not_matched_by_source: tuple[str | None, dict[str, str]] | None = None,
+                txn: tuple[str, int] | None = None, partition_by: Sequence[str] = (),
+                stats_columns: Iterable[str] | None = None, comment: str | None = None) -> WriteResult:
+    """``MERGE`` ``df`` (alias ``s``) into the Delta table at ``path`` (alias ``t``) on ``keys``.
+
+    Matched rows are updated with all columns when ``update_when`` holds (always if None); new keys
+    are inserted; ``when_not_matched_by_source = (condition, {column: expression})`` updates target
+    rows the source no longer has. ``txn`` makes the MERGE idempotent like ``write_table``: Delta
+    records the transaction id (session confs ``spark.databricks.delta.write.txnAppId/txnVersion``)
+    in the same commit, and a committed id is skipped.
+    """
+    from delta.tables import DeltaTable
+
+    spark = df.sparkSession
+    path = str(path)
+    ensure_table(spark, path, df.schema, partition_by=partition_by, stats_columns=stats_columns, comment=comment)
+    if txn is not None:
+        done = committed_txn_version(spark, path, txn[0])
+        if done is not None and done >= txn[1]:
+            return WriteResult(path, table_version(spark, path), skipped=True)
+    cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    m = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), cond)
+    m = m.whenMatchedUpdateAll(condition=update_when)
+    if insert:
+        m = m.whenNotMatchedInsertAll()
+    if when_not_matched_by_source is not None:
+        nm_cond, nm_set = when_not_matched_by_source
+        m = m.whenNotMatchedBySourceUpdate(condition=nm_cond, set=nm_set)
+    conf = spark.conf
+    if txn is not None:
+        conf.set("spark.databricks.delta.write.txnAppId", txn[0])
+        conf.set("spark.databricks.delta.write.txnVersion", str(txn[1]))
+    try:
+        m.execute()
+    finally:
+        if txn is not None:
+            conf.unset("spark.databricks.delta.write.txnAppId")
+            conf.unset("spark.databricks.delta.write.txnVersion")
+    return WriteResult(path, table_version(spark, path), skipped=False)

@@ -53,6 +53,8 @@ class Field:
     nullable: bool = True
     form: str | None = None
     parquet_type: str | None = None
+    silver_name: str = ""          # canonical column name in silver (feeds.yaml `as`)
+    required: bool = False         # empty value → quarantined by the clean stage
 
     @property
     def is_encrypted(self) -> bool:
@@ -106,6 +108,17 @@ class Entity:
     @property
     def tokenised_fields(self) -> list[Field]:
         return [f for f in self.fields if f.is_tokenised]
+
+    @property
+    def person_id_field(self) -> Field | None:
+        """The field holding the identity number of the person the record is about (not an owner's)."""
+        return next((f for f in self.fields if f.silver_name == "citizen_id"), None)
+
+    def silver_field(self, silver_name: str) -> Field:
+        for f in self.fields:
+            if f.silver_name == silver_name:
+                return f
+        raise KeyError(f"{self.source}.{self.name} has no silver column {silver_name!r}")
 
 
 @dataclass(frozen=True)
@@ -161,7 +174,8 @@ def catalog(folder: Path = SCHEMAS_DIR) -> Catalog:
                 el = elements[f["element"]]
                 fields.append(Field(name=f["name"], element=el, sensitivity=f.get("sensitivity", el.sensitivity),
                                     nullable=f.get("nullable", True), form=f.get("form"),
-                                    parquet_type=f.get("parquet_type")))
+                                    parquet_type=f.get("parquet_type"), silver_name=f.get("as", el.name),
+                                    required=bool(f.get("required", False))))
             sources[sname][ename] = Entity(
                 source=sname, name=ename, name_zh=e["name_zh"], format=s["format"], encoding=s["encoding"],
                 file_pattern=e["file"], record_id=e["record_id"], updated=e["updated"],

@@ -18,19 +18,29 @@ HALFWIDTH = "0123456789XX"
 
 def id_check_char(first17: Column) -> Column:
     """The GB 11643 check character for a column of 17 digits (null if not 17 digits)."""
-    total = sum(F.substring(first17, i + 1, 1).cast("int") * w for i, w in enumerate(ID_WEIGHTS))
+    total = sum(F.substring(first17, i + 1, 1).try_cast("int") * w for i, w in enumerate(ID_WEIGHTS))
     return F.when(first17.rlike(r"^\d{17}$"),
                   F.substring(F.lit(ID_CHECK_CHARS), (total % 11).cast("int") + 1, 1))
+
+
+def citizen_id_stripped(col: Column) -> Column:
+    """Full-width → ASCII, spaces, hyphens and dots dropped, upper case (no lifting, no checks)."""
+    return F.upper(F.regexp_replace(F.translate(col, FULLWIDTH, HALFWIDTH), r"[\s\u3000\-\.·]", ""))
+
+
+def citizen_id_lifted(s: Column) -> Column:
+    """A stripped number with a legacy 15-digit number lifted to 18 (century 19, check char); empty → null.
+    Pass a column reference (not a big expression): ``s`` is used several times."""
+    first17 = F.concat(F.substring(s, 1, 6), F.lit("19"), F.substring(s, 7, 9))
+    lifted = F.when(s.rlike(r"^\d{15}$"), F.concat(first17, id_check_char(first17))).otherwise(s)
+    return F.when(lifted == "", F.lit(None)).otherwise(lifted)
 
 
 def citizen_id_normalised(col: Column) -> Column:
     """Normalise an identity number as delivered: full-width → ASCII, drop spaces, hyphens and
     dots, upper-case ``x``, and lift a legacy 15-digit number to 18 (century 19, check char).
     Does not validate: a wrong check character stays wrong. Empty → null."""
-    s = F.upper(F.regexp_replace(F.translate(col, FULLWIDTH, HALFWIDTH), r"[\s\u3000\-\.·]", ""))
-    first17 = F.concat(F.substring(s, 1, 6), F.lit("19"), F.substring(s, 7, 9))
-    lifted = F.when(s.rlike(r"^\d{15}$"), F.concat(first17, id_check_char(first17))).otherwise(s)
-    return F.when(lifted == "", F.lit(None)).otherwise(lifted)
+    return citizen_id_lifted(citizen_id_stripped(col))
 
 
 def citizen_id_normalised_py(value: str | None) -> str | None:
