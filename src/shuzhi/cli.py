@@ -6,6 +6,9 @@
     shuzhi ingest police 2026-11-27    # one stage for one batch, without Airflow
     shuzhi gate bronze.police_population 2026-11-27
     shuzhi summary                     # per night and source: delivered / loaded / quarantined / gates
+    shuzhi export conflicts --out c.csv [--night D] [--status open] [--rule X_DECEASED_PAID]
+    shuzhi export quarantine --out q.csv [--night D] [--source police] [--rule ID_CHECK]   # + q_summary.csv
+    shuzhi rules [--night D] [--csv rules.csv]  # rule catalogue with hit counts
     shuzhi airflow -- dags list        # the airflow CLI with this project's environment
 """
 from __future__ import annotations

@@ -71,6 +71,73 @@ def cmd_summary(settings, a) -> int:
     return 0
 
 
+def _fail(msg) -> int:
+    """A usage or data fault as one line on stderr; exit code 2."""
+    import sys
+
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_export(settings, a) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from . import exports
+    from .errors import ShuzhiError
+
+    out = Path(a.out)
+    status, source = getattr(a, "status", None), getattr(a, "source", None)
+    try:
+        exports.check_filters(a.what, night=a.night, status=status, rule=a.rule, source=source)
+        with Console(stderr=True).status(f"exporting {a.what} …"):
+            spark = _spark(settings)
+            if a.what == "conflicts":
+                n = exports.export_conflicts(spark, settings, out, night=a.night, status=status, rule=a.rule)
+            else:
+                n = exports.export_quarantine(spark, settings, out, night=a.night, source=source, rule=a.rule)
+                s_out = exports.summary_path(out)
+                m = exports.export_quarantine_summary(spark, settings, s_out, night=a.night, source=source,
+                                                      rule=a.rule)
+    except (ShuzhiError, OSError) as exc:
+        return _fail(exc)
+    print(f"{a.what}: {n} rows → {out.resolve()}")
+    if a.what == "quarantine":
+        print(f"summary (by night, source, reason): {m} rows → {s_out.resolve()}")
+    return 0
+
+
+def cmd_rules(settings, a) -> int:
+    import sys
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import exports
+    from .errors import ShuzhiError
+
+    try:
+        exports.parse_night(a.night)
+        with Console(stderr=True).status("counting rule hits …"):
+            report = exports.rules_report(_spark(settings), settings, a.night)
+        n = exports.export_rules(report, Path(a.csv)) if a.csv else None
+    except (ShuzhiError, OSError) as exc:
+        return _fail(exc)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    t = Table(title=f"rules — hits {'on ' + a.night if a.night else 'over all nights'}", title_justify="left")
+    for col in ("id", "action", "severity", "hits", "description (zh)"):
+        t.add_column(col, justify="right" if col == "hits" else "left")
+    for r in report:
+        t.add_row(r["id"], r["action"] + ("" if r["enabled"] else " (disabled)"), r["severity"], f"{r['hits']:,}",
+                  r["zh"])
+    console.print(t)
+    if a.csv:
+        print(f"rules: {n} rows → {Path(a.csv).resolve()}")
+    return 0
+
+
 def register(sub) -> None:
     def scale(p):
         p.add_argument("--residents", type=int, default=20_000)
@@ -94,3 +161,21 @@ def register(sub) -> None:
     p.set_defaults(fn=cmd_gate)
     p = sub.add_parser("summary", help="per night and source: delivered / loaded / quarantined / gates")
     p.set_defaults(fn=cmd_summary)
+    p = sub.add_parser("export", help="CSV for the office (UTF-8 with BOM): the conflicts register or the quarantine")
+    kinds = p.add_subparsers(dest="what", required=True)
+    for what, help_ in (("conflicts", "the conflicts register (gold.conflicts), identity numbers masked"),
+                        ("quarantine", "ingest + clean quarantine, and <out stem>_summary.csv (by night, source, reason)")):
+        k = kinds.add_parser(what, help=help_)
+        k.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (replaced atomically)")
+        k.add_argument("--night", metavar="D", help="batch date YYYY-MM-DD" + (" (conflicts first seen by then)"
+                                                                             if what == "conflicts" else ""))
+        k.add_argument("--rule", metavar="R", help="rule id / reason code")
+        if what == "conflicts":
+            k.add_argument("--status", metavar="S", help="open | resolved")
+        else:
+            k.add_argument("--source", metavar="S", help="department, e.g. police")
+        k.set_defaults(fn=cmd_export)
+    p = sub.add_parser("rules", help="the rule catalogue with its hit counts (ops.rule_hits)")
+    p.add_argument("--night", metavar="D", help="hits of one batch date (default: all nights)")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV (UTF-8 with BOM)")
+    p.set_defaults(fn=cmd_rules)

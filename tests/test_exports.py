@@ -1,0 +1,216 @@
+"""Exports for the office: BOM CSVs with Chinese intact, identity numbers masked, raw records never
+exported; the rule catalogue's hit counts; the `shuzhi export` / `shuzhi rules` commands."""
+import csv
+import doctest
+from datetime import date, datetime
+
+import pytest
+
+from shuzhi import exports
+from shuzhi.bronze import INGEST_REASONS, INGEST_REASONS_ZH
+from shuzhi.cli import main
+from shuzhi.config import Settings
+from shuzhi.crypto import Keyring, encrypt
+from shuzhi.delta import write_table
+from shuzhi.rules import load_rules
+
+ID = "150105198503021234"
+ID2 = "11010119900307001X"
+MASKED, MASKED2 = "150105********1234", "110101********001X"
+RAW_TEXT = "P0009,王秘密,150105198503021234,甲街道1号"
+BOM = b"\xef\xbb\xbf"
+N1, N2 = date(2026, 11, 25), date(2026, 11, 26)
+
+
+def _enc(spark, rows, schema, enc_cols, keyring):
+    """DataFrame whose ``<c>_plain`` string columns become ``<c>`` ciphertext columns."""
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame(rows, schema)
+    for plain, enc in enc_cols.items():
+        df = df.withColumn(enc, encrypt(F.col(plain), keyring)).drop(plain)
+    return df
+
+
+@pytest.fixture(scope="module")
+def lake(spark, spark_settings, tmp_path_factory):
+    """One small lake (conflicts, both quarantines, rule hits) shared by the read-only tests."""
+    home = tmp_path_factory.mktemp("exports")
+    s = Settings.load(home=home / "home", key_dir=home / "keys", spark=spark_settings)
+    kr = Keyring.create(s.key_dir)
+    conflicts = _enc(spark, [
+        ("c1", "X_DECEASED_PAID", "high", ["health", "social_security"], ["health/death/D1", "social_security/insurance/S1"],
+         "person:t1", "t1", ID, "死亡日期2026-10-01后仍发放养老金", N1, N2, "open", None),
+        ("c2", "X_NAME_MISMATCH", "medium", ["police", "civil_affairs"], ["police/population/P2", "civil_affairs/assistance/A2"],
+         "person:t2", "t2", ID2, "姓名不同, \"引号\"", N2, N2, "open", None),
+        ("c3", "X_USCC_INVALID", "medium", ["social_security"], ["social_security/employer/E3"],
+         "org:E3", None, None, "=1+1 code fails", N1, N1, "resolved", N2),
+    ], "conflict_id string, rule_id string, severity string, departments array<string>, record_refs array<string>, "
+       "subject string, person_token string, cid_plain string, evidence string, first_seen date, last_seen date, "
+       "status string, resolved_on date", {"cid_plain": "citizen_id_enc"}, kr)
+    write_table(conflicts.select("conflict_id", "rule_id", "severity", "departments", "record_refs", "subject",
+                                 "person_token", "citizen_id_enc", "evidence", "first_seen", "last_seen", "status",
+                                 "resolved_on"), s.table_path("gold", "conflicts"), mode="append")
+    t = datetime(2026, 11, 26, 2, 0)
+    bq = _enc(spark, [
+        ("police", "population", N1, "population_20261125.csv", 7, "line 8", "ingest", "CSV_TOO_FEW_FIELDS",
+         "expected 12 fields, found 4", RAW_TEXT, "d1", "r1", t, "GB18030", kr.key_id),
+        ("health", "death", N2, "death_20261126.jsonl", 3, "line 3", "ingest", "JSON_UNPARSABLE",
+         "not a parsable JSON object", RAW_TEXT + "{", "d2", "r1", t, "UTF-8", kr.key_id),
+    ], "_source string, _entity string, _batch_date date, _file string, _row long, locator string, stage string, "
+       "reason_code string, rule_detail string, raw_plain string, _delivery_id string, _run_id string, "
+       "_loaded_at timestamp, _encoding string, _key_id string", {"raw_plain": "raw_record_enc"}, kr)
+    write_table(bq, s.table_path("bronze", "quarantine"), mode="append")
+    sq = _enc(spark, [
+        ("police", "population", N1, "population_20261125.csv", 9, "P0009", "line 10", "clean", "ID_CHECK",
+         "check character is 4, expected 7", "GMSFHM", ID, "tok", RAW_TEXT, "d1", "r2", t, kr.key_id),
+        ("police", "population", N1, "population_20261125.csv", 11, "P0011", "line 12", "clean", "ID_CHECK",
+         "check character is 1, expected 3", "GMSFHM", ID2, "tok2", RAW_TEXT, "d1", "r2", t, kr.key_id),
+        ("civil_affairs", "assistance", N2, "assistance_20261126.csv", 2, "A0002", "line 3", "clean", "MONEY_NEGATIVE",
+         "amount < 0", "JZJE", None, None, RAW_TEXT, "d3", "r2", t, kr.key_id),
+    ], "_source string, _entity string, _batch_date date, _file string, _row long, record_id string, locator string, "
+       "stage string, reason_code string, rule_detail string, field string, cid_plain string, citizen_id__tok string, "
+       "rec_plain string, _delivery_id string, _run_id string, _loaded_at timestamp, _key_id string",
+        {"cid_plain": "citizen_id_enc", "rec_plain": "record_enc"}, kr)
+    write_table(sq, s.table_path("silver", "quarantine"), mode="append")
+    hits = spark.createDataFrame([
+        (N1, "clean", "ID_CHECK", "police", "population", "quarantine", 2),
+        (N2, "clean", "ID_CHECK", "police", "population", "quarantine", 5),
+        (N1, "clean", "ID_FULLWIDTH", "police", "population", "correct", 30),
+        (N1, "clean", "ID_FULLWIDTH", "health", "death", "correct", 4),
+        (N2, "verify", "X_DECEASED_PAID", "social_security", "insurance", "register", 1),
+    ], "batch_date date, stage string, rule_id string, source string, entity string, action string, hits long")
+    write_table(hits, s.table_path("ops", "rule_hits"), mode="append")
+    return s
+
+
+def read_csv(path):
+    raw = path.read_bytes()
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return raw, list(csv.DictReader(fh))
+
+
+def test_mask_doctest_and_spark_mask_agree(spark):
+    from pyspark.sql import functions as F
+
+    assert doctest.testmod(exports).failed == 0
+    values = [ID, ID2, "150105850302123", "12345", "1234", "ab", "", None]
+    got = spark.createDataFrame([(v,) for v in values], "v string").select(
+        F.col("v"), exports.mask_citizen_id_col(F.col("v")).alias("m")).collect()
+    assert {r["v"]: r["m"] for r in got} == {v: exports.mask_citizen_id(v) for v in values}
+    assert set(INGEST_REASONS_ZH) == set(INGEST_REASONS)
+
+
+def test_conflicts_export(spark, lake, tmp_path):
+    out = tmp_path / "out" / "冲突.csv"
+    assert exports.export_conflicts(spark, lake, out) == 3
+    raw, rows = read_csv(out)
+    assert raw.startswith(BOM) and b"\r\n" in raw and raw.count(b"\n") == raw.count(b"\r\n")
+    assert ID.encode() not in raw and ID2.encode() not in raw
+    header = raw[3:raw.index(b"\r\n")].decode("utf-8")
+    assert header.startswith("冲突编号/conflict_id,规则编号/rule_id,规则说明/rule_description")
+    by_id = {r["冲突编号/conflict_id"]: r for r in rows}
+    c1 = by_id["c1"]
+    assert c1["规则说明/rule_description"] == load_rules()["X_DECEASED_PAID"].zh
+    assert c1["涉及部门/departments"] == "health、social_security"
+    assert c1["证据记录/record_refs"] == "health/death/D1; social_security/insurance/S1"
+    assert c1["身份号码（脱敏）/citizen_id_masked"] == MASKED
+    assert c1["证据说明/evidence"] == "死亡日期2026-10-01后仍发放养老金"
+    assert (c1["首次发现/first_seen"], c1["最近发现/last_seen"], c1["解决日期/resolved_on"]) == ("2026-11-25", "2026-11-26", "")
+    assert by_id["c2"]["身份号码（脱敏）/citizen_id_masked"] == MASKED2
+    assert by_id["c2"]["证据说明/evidence"] == "姓名不同, \"引号\""          # RFC 4180 quoting round-trips
+    assert by_id["c3"]["身份号码（脱敏）/citizen_id_masked"] == "" and by_id["c3"]["状态/status"] == "resolved"
+    assert not list(out.parent.glob(".*.tmp"))                                 # the temp file was renamed
+
+    def ids(**kw):
+        exports.export_conflicts(spark, lake, out, **kw)
+        return sorted(r["冲突编号/conflict_id"] for r in read_csv(out)[1])
+
+    assert ids(night="2026-11-25") == ["c1", "c3"]
+    assert ids(status="open") == ["c1", "c2"]
+    assert ids(rule="X_NAME_MISMATCH") == ["c2"]
+    assert ids(night="2026-11-25", status="resolved") == ["c3"]
+    with pytest.raises(exports.ExportError, match="not a date"):
+        exports.export_conflicts(spark, lake, out, night="2026-11-31")
+    with pytest.raises(exports.ExportError, match="not a verify rule"):
+        exports.export_conflicts(spark, lake, out, rule="ID_CHECK")
+
+
+def test_quarantine_export_and_summary(spark, lake, tmp_path):
+    out = tmp_path / "q.csv"
+    assert exports.export_quarantine(spark, lake, out) == 5
+    raw, rows = read_csv(out)
+    assert raw.startswith(BOM)
+    assert ID.encode() not in raw and ID2.encode() not in raw
+    for fragment in ("王秘密", "甲街道1号"):                             # nothing of the raw records
+        assert fragment.encode() not in raw
+    assert {r["阶段/stage"] for r in rows} == {"ingest", "clean"}
+    ingest = next(r for r in rows if r["原因代码/reason_code"] == "CSV_TOO_FEW_FIELDS")
+    assert ingest["原因说明/reason"] == "CSV行字段数少于表头"
+    assert (ingest["来源部门/source"], ingest["位置/locator"], ingest["记录编号/record_id"],
+            ingest["身份号码（脱敏）/citizen_id_masked"]) == ("police", "line 8", "", "")
+    clean = next(r for r in rows if r["记录编号/record_id"] == "P0009")
+    assert clean["原因说明/reason"] == load_rules()["ID_CHECK"].zh
+    assert clean["身份号码（脱敏）/citizen_id_masked"] == MASKED and clean["批次日期/night"] == "2026-11-25"
+
+    def count(**kw):
+        return exports.export_quarantine(spark, lake, out, **kw)
+
+    assert count(night="2026-11-25") == 3
+    assert count(source="police") == 3
+    assert count(rule="ID_CHECK") == 2
+    assert count(night="2026-11-26", source="health") == 1
+
+    s_out = exports.summary_path(out)
+    assert s_out.name == "q_summary.csv"
+    assert exports.export_quarantine_summary(spark, lake, s_out) == 4
+    raw, rows = read_csv(s_out)
+    assert raw.startswith(BOM)
+    got = {(r["批次日期/night"], r["来源部门/source"], r["原因代码/reason_code"]): int(r["记录数/records"]) for r in rows}
+    assert got == {("2026-11-25", "police", "CSV_TOO_FEW_FIELDS"): 1, ("2026-11-25", "police", "ID_CHECK"): 2,
+                   ("2026-11-26", "health", "JSON_UNPARSABLE"): 1, ("2026-11-26", "civil_affairs", "MONEY_NEGATIVE"): 1}
+    assert exports.export_quarantine_summary(spark, lake, s_out, source="police") == 2
+
+
+def test_rules_report(spark, lake, settings):
+    by_id = {r["id"]: r for r in exports.rules_report(spark, lake, None)}
+    assert set(by_id) == set(load_rules())
+    assert by_id["ID_CHECK"]["hits"] == 7 and by_id["ID_FULLWIDTH"]["hits"] == 34
+    assert by_id["X_DECEASED_PAID"]["hits"] == 1 and by_id["NAME_DOT"]["hits"] == 0
+    assert by_id["ID_CHECK"]["zh"] == load_rules()["ID_CHECK"].zh and by_id["ID_CHECK"]["action"] == "quarantine"
+    night1 = {r["id"]: r["hits"] for r in exports.rules_report(spark, lake, "2026-11-25")}
+    assert (night1["ID_CHECK"], night1["ID_FULLWIDTH"], night1["X_DECEASED_PAID"]) == (2, 34, 0)
+    # a fresh lake: no hits table, no quarantine yet
+    assert all(r["hits"] == 0 for r in exports.rules_report(spark, settings, None))
+    out = settings.home / "q.csv"
+    assert exports.export_quarantine(spark, settings, out) == 0
+    assert read_csv(out)[1] == [] and out.read_bytes().startswith(BOM)
+
+
+def test_cli(spark, lake, tmp_path, monkeypatch, capsys):
+    for k, v in lake.env_vars().items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "c.csv"
+    assert main(["export", "conflicts", "--out", str(out), "--status", "open"]) == 0
+    assert len(read_csv(out)[1]) == 2
+    assert f"2 rows → {out}" in capsys.readouterr().out
+
+    q = tmp_path / "q.csv"
+    assert main(["export", "quarantine", "--out", str(q), "--source", "police", "--night", "2026-11-25"]) == 0
+    printed = capsys.readouterr().out
+    assert f"3 rows → {q}" in printed and str(tmp_path / "q_summary.csv") in printed
+    assert len(read_csv(tmp_path / "q_summary.csv")[1]) == 2
+
+    r = tmp_path / "rules.csv"
+    assert main(["rules", "--night", "2026-11-26", "--csv", str(r)]) == 0
+    printed = capsys.readouterr().out
+    assert "ID_CHECK" in printed and load_rules()["ID_CHECK"].zh[:6] in printed
+    hits = {row["规则编号/rule_id"]: row["命中次数/hits"] for row in read_csv(r)[1]}
+    assert hits["ID_CHECK"] == "5" and hits["ID_FULLWIDTH"] == "0" and len(hits) == len(load_rules())
+
+    assert main(["export", "conflicts", "--out", str(out), "--night", "2026-13-01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: night '2026-13-01' is not a date (expected YYYY-MM-DD)"
+    assert main(["export", "quarantine", "--out", str(q), "--source", "nobody"]) == 2
+    assert "source 'nobody'" in capsys.readouterr().err
+    assert main(["rules", "--night", "tomorrow"]) == 2
