@@ -78,7 +78,11 @@ def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str]
     if partition_by:
         b = b.partitionedBy(*partition_by)
     if stats_columns is not None:
-        cols = [c for c in stats_columns if c not in partition_by]
+        from pyspark.sql import types as T
+
+        skippable = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)
+        types = {f.name: f.dataType for f in schema.fields}
+        cols = [c for c in stats_columns if c not in partition_by and isinstance(types.get(c), skippable)]
         b = b.property("delta.dataSkippingStatsColumns", ",".join(cols) if cols else "_none_")
     if append_only:
         b = b.property("delta.appendOnly", "true")
@@ -129,12 +133,12 @@ def read_table(spark, path: Path | str):
 
 
 def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str | None = None,
-                insert: bool = True, when_not_matched_by_source: tuple[str | None, dict[str, str]] | None = None,
+                update_set: dict[str, str] | None = None, insert: bool = True, when_not_matched_by_source: tuple[str | None, dict[str, str]] | None = None,
                 txn: tuple[str, int] | None = None, partition_by: Sequence[str] = (),
                 stats_columns: Iterable[str] | None = None, comment: str | None = None) -> WriteResult:
     """``MERGE`` ``df`` (alias ``s``) into the Delta table at ``path`` (alias ``t``) on ``keys``.
 
-    Matched rows are updated with all columns when ``update_when`` holds (always if None); new keys
+    Matched rows are updated with all columns (or ``update_set``) when ``update_when`` holds; new keys
     are inserted; ``when_not_matched_by_source = (condition, {column: expression})`` updates target
     rows the source no longer has. ``txn`` makes the MERGE idempotent like ``write_table``: Delta
     records the transaction id (session confs ``spark.databricks.delta.write.txnAppId/txnVersion``)
@@ -151,7 +155,8 @@ def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str |
             return WriteResult(path, table_version(spark, path), skipped=True)
     cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
     m = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), cond)
-    m = m.whenMatchedUpdateAll(condition=update_when)
+    m = (m.whenMatchedUpdate(condition=update_when, set=update_set) if update_set
+         else m.whenMatchedUpdateAll(condition=update_when))
     if insert:
         m = m.whenNotMatchedInsertAll()
     if when_not_matched_by_source is not None:

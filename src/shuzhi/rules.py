@@ -34,6 +34,7 @@ class Rule:
     elements: tuple[str, ...] = ()
     required_only: bool = False
     enabled: bool = True
+    entities: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=None)
@@ -45,7 +46,7 @@ def load_rules() -> dict[str, Rule]:
         for rid, r in (raw.get(stage) or {}).items():
             rule = Rule(id=rid, stage=stage, action=r["action"], severity=r["severity"], zh=r["zh"], en=r["en"],
                         elements=tuple(r.get("elements") or ()), required_only=bool(r.get("required_only", False)),
-                        enabled=bool(r.get("enabled", True)))
+                        enabled=bool(r.get("enabled", True)), entities=tuple(r.get("entities") or ()))
             if rule.action not in ACTIONS[stage]:
                 raise ValueError(f"conf/rules.yaml: {rid}: action {rule.action!r} not in {ACTIONS[stage]}")
             if rule.severity not in SEVERITIES:

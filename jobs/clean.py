@@ -1,0 +1,314 @@
+"""Clean: bronze → silver, one silver table per SPEC entity, every field to its data-element standard.
+
+    spark-submit jobs/clean.py --batch-date 2026-11-27 [--source police]
+
+For each entity delivered that night: standardise every field (``shuzhi.cleaning``; rules and
+their actions from ``conf/rules.yaml``), log every rule hit in ``silver.findings``, move records
+a quarantine rule hit to ``silver.quarantine``, collapse exact duplicates and let the latest
+version of a record id win (update time, then the later line), then ``MERGE`` the survivors into
+``silver.<source>_<entity>`` keyed on the record id — so an incremental night costs in
+proportion to its delivery. Conservation is checked from the written tables:
+bronze rows = loaded (new, changed or unchanged versions) + quarantined + superseded, recorded in
+``ops.conservation``, or the job fails. Rule hit counts go to ``ops.rule_hits``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from shuzhi.audit import audited
+from shuzhi.bronze import line_of
+from shuzhi.cleaning import person_hint, protect, region_table, standardise
+from shuzhi.config import Settings
+from shuzhi.crypto import Keyring, encrypt
+from shuzhi.delta import merge_table, read_table, table_exists, write_table
+from shuzhi.errors import ConservationError
+from shuzhi.schemas import Entity, catalog
+
+log = logging.getLogger("shuzhi.clean")
+
+FINDINGS = ("silver", "findings")
+QUARANTINE = ("silver", "quarantine")
+CONSERVATION = ("ops", "conservation")
+RULE_HITS = ("ops", "rule_hits")
+SILVER_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
+                  "_key_id"]
+
+
+@dataclass
+class EntityResult:
+    table: str
+    batch_date: str
+    status: str                     # cleaned | noop | no_delivery
+    bronze_rows: int = 0
+    loaded: int = 0                 # versions now in silver from tonight (new or changed)
+    unchanged: int = 0              # re-delivered versions silver already holds
+    quarantined: int = 0
+    superseded: int = 0             # exact duplicates, older versions (tonight or vs silver)
+    rule_hits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return self.bronze_rows == self.loaded + self.unchanged + self.quarantined + self.superseded
+
+
+# ---------------------------------------------------------------- pure transforms
+
+def silver_columns(entity: Entity) -> list[str]:
+    """Silver's columns: canonical fields, tokens and ID-derived facts, lineage."""
+    cols = ["record_id"] + [f.silver_name for f in entity.fields if f.silver_name != "record_id"]
+    for f in entity.fields:
+        if f.element.name == "citizen_id":
+            cols += [f"{f.silver_name}__tok", f"{f.silver_name}__valid"]
+            if f.silver_name == "citizen_id":
+                cols += ["citizen_id__birth", "citizen_id__sex"]
+        elif f.element.name == "citizen_id_list":
+            cols.append(f"{f.silver_name}__tok")
+        elif f.element.name == "person_name":
+            cols.append(f"{f.silver_name}__mtok")
+        elif f.element.name == "uscc":
+            cols.append(f"{f.silver_name}__valid")
+    if entity.person_id_field is not None and any(f.silver_name == "name" for f in entity.fields):
+        cols.append("person_hint")
+    return cols + ["_content_hmac"] + SILVER_LINEAGE
+
+
+def with_person_hint(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
+    if entity.person_id_field is None or not any(f.silver_name == "name" for f in entity.fields):
+        return df
+    birth = F.col("birth_date") if "birth_date" in df.columns else F.lit(None).cast("date")
+    return df.withColumn("person_hint", person_hint(F.col("name__cmp"), F.coalesce(birth, F.col("citizen_id__birth")),
+                                                    keyring))
+
+
+def findings_rows(std: DataFrame, run_id: str) -> DataFrame:
+    """One row per rule hit of the standardisation."""
+    return (std.select("_source", "_entity", "_batch_date", "_file", "_row", "record_id",
+                       F.explode("_findings").alias("h"))
+            .select("_source", "_entity", "_batch_date", "_file", "_row", "record_id", "h.field", "h.rule_id",
+                    "h.action", "h.change", "h.before", "h.after", F.lit(run_id).alias("_run_id")))
+
+
+def dedupe(ok: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(survivors, superseded) among one night's usable records: exact duplicates collapse onto the
+    first line; of the versions of a record id the latest update time wins, then the later line."""
+    cols = ["_source", "_entity", "_batch_date", "_file", "_row", "record_id"]
+    ranked = ok.withColumn("__exact", F.row_number().over(Window.partitionBy("record_id", "_content_hmac").orderBy("_row")))
+    firsts = ranked.filter(F.col("__exact") == 1).drop("__exact")
+    firsts = firsts.withColumn("__ver", F.row_number().over(Window.partitionBy("record_id").orderBy(
+        F.col("updated_at").desc_nulls_last(), F.col("_row").desc())))
+    survivors = firsts.filter(F.col("__ver") == 1).drop("__ver")
+    exact = ranked.filter(F.col("__exact") > 1).select(*cols, F.lit("DUP_EXACT").alias("rule_id"),
+                                                      F.lit("exact duplicate of an earlier line").alias("change"))
+    older = firsts.filter(F.col("__ver") > 1).select(*cols, F.lit("DUP_VERSION").alias("rule_id"),
+                                                    F.lit("older version of the record id in the same delivery")
+                                                    .alias("change"))
+    return survivors, exact.unionByName(older)
+
+
+def classify_against_silver(survivors: DataFrame, current: DataFrame | None) -> DataFrame:
+    """``__state`` of each survivor against what silver holds: new | newer | ours (this delivery,
+    already merged by an earlier attempt) | unchanged | stale."""
+    if current is None:
+        return survivors.withColumn("__state", F.lit("new"))
+    cur = current.select(F.col("record_id").alias("__rid"), F.col("updated_at").alias("__cur_upd"),
+                         F.col("_content_hmac").alias("__cur_h"), F.col("_delivery_id").alias("__cur_d"),
+                         F.col("_row").alias("__cur_row"))
+    j = survivors.join(cur, survivors["record_id"] == cur["__rid"], "left")
+    state = (F.when(F.col("__rid").isNull(), "new")
+             .when((F.col("__cur_d") == F.col("_delivery_id")) & (F.col("__cur_row") == F.col("_row")), "ours")
+             .when(F.col("updated_at") > F.col("__cur_upd"), "newer")
+             .when((F.col("updated_at") == F.col("__cur_upd")) & (F.col("_content_hmac") == F.col("__cur_h")), "unchanged")
+             .otherwise("stale"))
+    return j.withColumn("__state", state).drop("__rid", "__cur_upd", "__cur_h", "__cur_d", "__cur_row")
+
+
+# ---------------------------------------------------------------- I/O shell
+
+def _quarantine_rows(spark, std_q: DataFrame, bronze: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
+    """Quarantined records with their reason, the person's identifiers (encrypted/tokenised) and
+    the whole bronze row as encrypted JSON."""
+    raw = bronze.select("_file", "_row", F.to_json(F.struct(*entity.field_names)).alias("__json"))
+    q = std_q.join(raw, ["_file", "_row"], "left")
+    has_id = entity.person_id_field is not None
+    return q.select(
+        "_source", "_entity", "_batch_date", "_file", "_row", "record_id",
+        line_of(entity.format, F.col("_row")).alias("locator"), F.lit("clean").alias("stage"),
+        F.col("_quarantine.rule_id").alias("reason_code"),
+        F.concat_ws(": ", F.col("_quarantine.field"), F.col("_quarantine.change")).alias("rule_detail"),
+        F.col("_quarantine.field").alias("field"),
+        (encrypt(F.col("citizen_id"), keyring) if has_id else F.lit(None).cast("binary")).alias("citizen_id_enc"),
+        (F.col("citizen_id__tok") if has_id else F.lit(None).cast("string")).alias("citizen_id__tok"),
+        (F.col("person_hint") if "person_hint" in q.columns else F.lit(None).cast("string")).alias("person_hint"),
+        encrypt(F.col("__json"), keyring).alias("record_enc"),
+        "_delivery_id", "_run_id", "_loaded_at", "_key_id")
+
+
+def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, keyring: Keyring, run_id: str,
+                 regions_df: DataFrame) -> EntityResult:
+    bd = date.fromisoformat(batch_date)
+    table = entity.table_name
+    res = EntityResult(table, batch_date, "cleaned")
+    bronze_path = settings.table_path("bronze", table)
+    if not table_exists(spark, bronze_path):
+        res.status = "no_delivery"
+        return res
+    bronze = read_table(spark, bronze_path).filter(F.col("_batch_date") == F.lit(bd))
+    ids = [r[0] for r in bronze.select("_delivery_id").distinct().collect()]
+    if not ids:
+        res.status = "no_delivery"
+        return res
+    delivery_id = sorted(ids)[-1]
+    now = datetime.now()
+    std = standardise(bronze, entity, keyring, batch_date, regions_df)
+    std = with_person_hint(std, entity, keyring)
+    std = std.withColumn("_run_id", F.lit(run_id)).withColumn("_loaded_at", F.lit(now))
+    std = protect(std, entity, keyring).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        res.bronze_rows = std.count()
+        txn = f"clean:{delivery_id}:{table}"
+        where = f"_batch_date = DATE'{batch_date}' AND _source = '{entity.source}' AND _entity = '{entity.name}'"
+        # 1. quarantine
+        q = _quarantine_rows(spark, std.filter(F.col("_quarantine").isNotNull()), bronze, entity, keyring)
+        write_table(q, settings.table_path(*QUARANTINE), mode="replace", replace_where=where,
+                    partition_by=["_source", "_batch_date"], txn=(txn + ":quarantine", 0),
+                    stats_columns=[c for c in q.columns if c not in ("citizen_id_enc", "citizen_id__tok", "person_hint",
+                                                                    "record_enc")],
+                    comment="records the clean stage could not use, with the rule that stopped them")
+        # 2. duplicates and versions, then against silver
+        ok = std.filter(F.col("_quarantine").isNull())
+        survivors, dup = dedupe(ok)
+        silver_path = settings.table_path("silver", table)
+        current = read_table(spark, silver_path) if table_exists(spark, silver_path) else None
+        states = classify_against_silver(survivors, current).persist(StorageLevel.MEMORY_AND_DISK)
+        stale = states.filter(F.col("__state") == "stale").select(
+            "_source", "_entity", "_batch_date", "_file", "_row", "record_id", F.lit("DUP_VERSION").alias("rule_id"),
+            F.lit("older than (or tied with) the version already in silver").alias("change"))
+        supersede = dup.unionByName(stale).select(
+            "_source", "_entity", "_batch_date", "_file", "_row", "record_id", F.lit("").alias("field"), "rule_id",
+            F.lit("supersede").alias("action"), "change", F.lit(None).cast("string").alias("before"),
+            F.lit(None).cast("string").alias("after"), F.lit(run_id).alias("_run_id"))
+        # 3. the findings log (every rule hit + superseded lines)
+        findings = findings_rows(std, run_id).unionByName(supersede)
+        write_table(findings, settings.table_path(*FINDINGS), mode="replace", replace_where=where,
+                    partition_by=["_batch_date"], txn=(txn + ":findings", 0),
+                    comment="clean-stage rule hits: record, field, rule, kind of change (no L3/L4 values)")
+        # 4. MERGE into silver
+        cols = silver_columns(entity)
+        upsert = states.filter(F.col("__state").isin("new", "newer", "ours")).select(*cols)
+        merge_table(upsert, silver_path, keys=["record_id"], update_when="s.updated_at > t.updated_at",
+                    txn=(txn + ":merge", 0), partition_by=[],
+                    stats_columns=[c for c in cols if c in ("record_id", "updated_at", "_batch_date", "_source",
+                                                            "_delivery_id", "_row", "_file")],
+                    comment=f"silver {entity.source}.{entity.name} ({entity.name_zh}): standardised, latest version "
+                            "per record id; L3/L4 encrypted")
+        res.unchanged = states.filter(F.col("__state") == "unchanged").count()
+        states.unpersist()
+        # 5. conservation from the written tables
+        res.loaded = (read_table(spark, silver_path)
+                      .filter((F.col("_delivery_id") == delivery_id) & (F.col("_batch_date") == F.lit(bd))).count())
+        res.quarantined = (read_table(spark, settings.table_path(*QUARANTINE))
+                           .filter(F.expr(where) & (F.col("_delivery_id") == delivery_id)).count())
+        fnd = read_table(spark, settings.table_path(*FINDINGS)).filter(F.expr(where))
+        res.superseded = fnd.filter(F.col("action") == "supersede").select("_file", "_row").distinct().count()
+        hits = fnd.groupBy("rule_id", "action").agg(F.count("*").alias("hits")).collect()
+        res.rule_hits = {r["rule_id"]: r["hits"] for r in hits}
+        _record_counts(spark, settings, entity, res, hits, run_id, txn)
+    finally:
+        std.unpersist()
+    if not res.balanced:
+        raise ConservationError(
+            f"clean {table} {batch_date} (delivery {delivery_id}): bronze {res.bronze_rows} rows != loaded {res.loaded} "
+            f"+ unchanged {res.unchanged} + quarantined {res.quarantined} + superseded {res.superseded}")
+    return res
+
+
+def _record_counts(spark, settings: Settings, entity: Entity, res: EntityResult, hits, run_id: str, txn: str) -> None:
+    bd = date.fromisoformat(res.batch_date)
+    now = datetime.now()
+    cons = spark.createDataFrame([dict(
+        batch_date=bd, stage="clean", source=entity.source, entity=entity.name, bronze_rows=res.bronze_rows,
+        loaded=res.loaded, unchanged=res.unchanged, quarantined=res.quarantined, superseded=res.superseded,
+        balanced=res.balanced, run_id=run_id, recorded_at=now)], conservation_schema())
+    where = (f"batch_date = DATE'{res.batch_date}' AND stage = 'clean' AND source = '{entity.source}' "
+             f"AND entity = '{entity.name}'")
+    write_table(cons, settings.table_path(*CONSERVATION), mode="replace", replace_where=where,
+                partition_by=["batch_date"], txn=(txn + ":conservation", 0),
+                comment="per stage, entity and night: rows in = loaded + unchanged + quarantined + superseded")
+    rh = spark.createDataFrame([dict(batch_date=bd, stage="clean", rule_id=r["rule_id"], source=entity.source,
+                                     entity=entity.name, action=r["action"], hits=r["hits"]) for r in hits],
+                               rule_hits_schema())
+    write_table(rh, settings.table_path(*RULE_HITS), mode="replace", replace_where=where,
+                partition_by=["batch_date"], txn=(txn + ":rule_hits", 0),
+                comment="nightly hit count of every rule (published with the rule catalogue)")
+
+
+def conservation_schema() -> T.StructType:
+    L, s = T.LongType(), T.StringType()
+    return T.StructType([T.StructField(n, t) for n, t in [
+        ("batch_date", T.DateType()), ("stage", s), ("source", s), ("entity", s), ("bronze_rows", L), ("loaded", L),
+        ("unchanged", L), ("quarantined", L), ("superseded", L), ("balanced", T.BooleanType()), ("run_id", s),
+        ("recorded_at", T.TimestampType())]])
+
+
+def rule_hits_schema() -> T.StructType:
+    s = T.StringType()
+    return T.StructType([T.StructField(n, t) for n, t in [
+        ("batch_date", T.DateType()), ("stage", s), ("rule_id", s), ("source", s), ("entity", s), ("action", s),
+        ("hits", T.LongType())]])
+
+
+def run(spark, settings: Settings, batch_date: str, *, source: str | None = None, run_id: str | None = None,
+        keyring: Keyring | None = None) -> list[EntityResult]:
+    """Clean every entity delivered for ``batch_date`` (of one source, or all)."""
+    keyring = keyring or Keyring.load(settings.key_dir)
+    run_id = run_id or uuid.uuid4().hex
+    regions_df = region_table(spark).persist()
+    results = []
+    with audited(spark, settings, stage="clean", source=source, batch_date=batch_date, run_id=run_id) as audit:
+        for entity in catalog().entities(source):
+            r = clean_entity(spark, settings, entity, batch_date, keyring, run_id, regions_df)
+            results.append(r)
+            log.info("clean %s %s: %s bronze=%d loaded=%d unchanged=%d quarantined=%d superseded=%d", r.table,
+                     batch_date, r.status, r.bronze_rows, r.loaded, r.unchanged, r.quarantined, r.superseded)
+        audit.rows_in = sum(r.bronze_rows for r in results)
+        audit.rows_loaded = sum(r.loaded + r.unchanged for r in results)
+        audit.rows_quarantined = sum(r.quarantined for r in results)
+    regions_df.unpersist()
+    return results
+
+
+def summary(results: list[EntityResult]) -> dict:
+    return {"stage": "clean", "entities": [asdict(r) | {"balanced": r.balanced} for r in results]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-date", required=True)
+    p.add_argument("--source")
+    p.add_argument("--run-id")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    from shuzhi.spark import get_spark
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.load()
+    res = run(get_spark(settings, "clean"), settings, a.batch_date, source=a.source, run_id=a.run_id)
+    print(json.dumps(summary(res), ensure_ascii=False, default=str) if a.json else
+          "\n".join(f"{r.table}: {r.status} {r.bronze_rows} = {r.loaded}+{r.unchanged}u+{r.quarantined}q+{r.superseded}s"
+                    for r in res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

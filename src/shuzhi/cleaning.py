@@ -1,0 +1,379 @@
+"""The clean stage's standards: every delivered field → its data-element standard, with the rule
+hits that say what was done (pure Column/DataFrame functions; the job is ``jobs/clean.py``).
+
+Each element has a standardiser that returns the canonical value and the conditions under which
+each rule of ``conf/rules.yaml`` fires. The rule catalogue decides the action (correct, flag,
+quarantine) and whether the rule runs at all; the code only detects. Findings never carry the
+plaintext of an L3/L4 field: ``before``/``after`` are kept for L1/L2 fields only.
+
+    >>> cleaned = standardise(bronze_df, catalog().entity("police", "population"), keyring,
+    ...                       "2026-11-27", regions_df)                               # doctest: +SKIP
+    >>> cleaned.select("record_id", "citizen_id__tok", "_findings", "_quarantine")    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from .crypto import Keyring, decrypt, encrypt, hmac_token
+from .refdata import regions, traditional_to_simplified
+from .rules import load_rules
+from .schemas import Entity, Field, catalog
+from .standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped, id_check_char
+
+ID_SEPARATORS = r"[\s\u3000\-\.·]"
+NAME_SPACES = r"[\s\u3000]"
+NAME_DOTS, MIDDLE_DOT = ".•・‧∙", "·"
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"   # GB 32100: no I, O, Z, S, V
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+MOBILE = r"^1[3-9]\d{9}$"
+
+FINDING = T.StructType([T.StructField(n, T.StringType()) for n in
+                        ("rule_id", "field", "action", "change", "before", "after")])
+
+
+@dataclass
+class Std:
+    """A field's standardised value, its rule hits (rule id, condition, change) and extra columns.
+    ``pre``: intermediate columns, materialised in order before value/hits/extra are evaluated —
+    they refer to them by name, so no sub-expression (decrypt, regex) is copied into many places."""
+    value: Column
+    hits: list[tuple[str, Column, str]] = field(default_factory=list)
+    extra: dict[str, Column] = field(default_factory=dict)
+    pre: list[tuple[str, Column]] = field(default_factory=list)
+
+
+def _tmp(f: Field, key: str) -> str:
+    return f"__{f.name}_{key}"
+
+
+def _blank_to_null(c: Column) -> Column:
+    t = F.trim(c)
+    return F.when(t == "", F.lit(None)).otherwise(t)
+
+
+def _strict_date(text: Column, pattern: str) -> Column:
+    """Date from text in ``pattern``, null when impossible (e.g. 30 February) — no exceptions."""
+    d = F.try_to_timestamp(text, F.lit(pattern)).cast("date")
+    return F.when(F.date_format(d, pattern) == text, d)
+
+
+# ------------------------------------------------------------------ identity numbers
+
+def region_table(spark) -> DataFrame:
+    """GB/T 2260 codes with their validity years (python-stdnum's table), one row per code."""
+    rows = [(c, s, e) for c, s, e in regions()]
+    df = spark.createDataFrame(rows, "code string, start int, end int")
+    return df.groupBy("code").agg(F.collect_list(F.struct("start", "end")).alias("spans"))
+
+
+def with_region_check(df: DataFrame, f: Field, norm_col: str, regions_df: DataFrame) -> DataFrame:
+    """Add ``__<field>_region_ok``: the number's region prefix was a valid county in its birth year."""
+    key, year, rc, rs = (_tmp(f, k) for k in ("rk", "ry", "rc", "rs"))
+    df = df.withColumn(key, F.substring(F.col(norm_col), 1, 6)).withColumn(
+        year, F.substring(F.col(norm_col), 7, 4).try_cast("int"))
+    r = regions_df.select(F.col("code").alias(rc), F.col("spans").alias(rs))
+    df = df.join(F.broadcast(r), F.col(key) == F.col(rc), "left")
+    ok = F.exists(F.col(rs), lambda s: (s["start"].isNull() | (F.col(year) >= s["start"]))
+                  & (s["end"].isNull() | (F.col(year) <= s["end"])))
+    return df.withColumn(_tmp(f, "region_ok"), F.coalesce(ok, F.lit(False))).drop(key, year, rc, rs)
+
+
+def id_pre(f: Field, raw: Column) -> list[tuple[str, Column]]:
+    s = _tmp(f, "s")
+    return [(s, citizen_id_stripped(raw)), (_tmp(f, "n"), citizen_id_lifted(F.col(s)))]
+
+
+def std_citizen_id(f: Field, raw: Column, batch_date: date, keyring: Keyring) -> Std:
+    n, s, ok, chk, birth = (F.col(_tmp(f, k)) for k in ("n", "s", "region_ok", "chk", "birth"))
+    pre = [(_tmp(f, "chk"), id_check_char(F.substring(n, 1, 17))),
+           (_tmp(f, "birth"), _strict_date(F.substring(n, 7, 8), "yyyyMMdd"))]
+    empty = n.isNull()
+    fmt_bad = ~empty & ~n.rlike(r"^\d{17}[\dX]$")
+    check_bad = ~empty & ~fmt_bad & (F.substring(n, 18, 1) != chk)
+    birth_bad = ~empty & ~fmt_bad & ~check_bad & (birth.isNull() | (birth > F.lit(batch_date)))
+    region_bad = ~empty & ~fmt_bad & ~check_bad & ~birth_bad & ~ok
+    pre.append((_tmp(f, "valid"), ~empty & ~fmt_bad & ~check_bad & ~birth_bad & ~region_bad))
+    pre.append((_tmp(f, "bad"), F.when(empty, "empty").when(fmt_bad, "format").when(check_bad, "check")
+                .when(birth_bad, "birth").when(region_bad, "region")))
+    valid, bad = F.col(_tmp(f, "valid")), F.col(_tmp(f, "bad"))
+    hits = [("ID_FULLWIDTH", raw.rlike("[０-９Ｘｘ]"), "full-width characters → ASCII"),
+            ("ID_SEPARATOR", raw.rlike(ID_SEPARATORS), "separators removed"),
+            ("ID_LOWER_X", raw.rlike("[xｘ]"), "x → X"),
+            ("ID_LEGACY_15", s.rlike(r"^\d{15}$"), "15 digits → 18 (century 19 + check character)"),
+            ("ID_FORMAT", bad == "format", "not 17 digits + check character"),
+            ("ID_CHECK", bad == "check", "check character does not match"),
+            ("ID_BIRTH", bad == "birth", "encoded birth date impossible or in the future"),
+            ("ID_REGION", bad == "region", "region prefix not a GB/T 2260 county in the birth year")]
+    if f.required:
+        hits.append(("ID_EMPTY", bad == "empty", "empty"))
+    sn = f.silver_name
+    return Std(n, hits, {f"{sn}__tok": F.when(valid, hmac_token(n, keyring)), f"{sn}__valid": valid,
+                         f"{sn}__birth": F.when(valid, birth),
+                         f"{sn}__sex": F.when(valid, F.when(F.substring(n, 17, 1).try_cast("int") % 2 == 1, "1")
+                                              .otherwise("2"))}, pre)
+
+
+def std_citizen_id_list(f: Field, raw: Column, keyring: Keyring) -> Std:
+    """``;``-separated numbers: normalised; invalid ones flagged and not tokenised (no region join)."""
+    parts_c = _tmp(f, "parts")
+    pre = [(parts_c, F.filter(F.transform(F.split(F.coalesce(raw, F.lit("")), ";"), lambda p: citizen_id_normalised(p)),
+                              lambda p: p.isNotNull()))]
+    parts = F.col(parts_c)
+    ok = lambda p: p.rlike(r"^\d{17}[\dX]$") & (F.substring(p, 18, 1) == id_check_char(F.substring(p, 1, 17)))  # noqa: E731
+    value = F.when(F.size(parts) > 0, F.concat_ws(";", parts))
+    hits = [("ID_FULLWIDTH", raw.rlike("[０-９Ｘｘ]"), "full-width characters → ASCII"),
+            ("ID_LOWER_X", raw.rlike("[xｘ]"), "x → X"),
+            ("ID_LIST_INVALID", F.exists(parts, lambda p: ~ok(p)), "invalid number(s) not linked")]
+    toks = F.transform(F.filter(parts, ok), lambda p: hmac_token(p, keyring))
+    return Std(value, hits, {f"{f.silver_name}__tok": toks}, pre)
+
+
+# ------------------------------------------------------------------ names, codes, dates ...
+
+def simplified(c: Column) -> Column:
+    trad, simp = traditional_to_simplified()
+    return F.translate(c, trad, simp)
+
+
+def std_name(f: Field, raw: Column, keyring: Keyring) -> Std:
+    v0 = F.translate(F.regexp_replace(raw, NAME_SPACES, ""), NAME_DOTS, MIDDLE_DOT * len(NAME_DOTS))
+    pre = [(_tmp(f, "v"), F.when(v0 == "", F.lit(None)).otherwise(v0))]
+    v = F.col(_tmp(f, "v"))
+    pre.append((_tmp(f, "cmp"), simplified(v)))
+    hits = [("NAME_SPACE", raw.rlike(NAME_SPACES), "spaces removed"),
+            ("NAME_DOT", raw.rlike("[" + NAME_DOTS + "]"), "middle dot unified to ·")]
+    if f.required:
+        hits.append(("NAME_EMPTY", v.isNull(), "empty"))
+    # comparison form: traditional → simplified (the delivered form is what is kept)
+    cmp = F.col(_tmp(f, "cmp"))
+    return Std(v, hits, {f"{f.silver_name}__mtok": hmac_token(cmp, keyring), f"{f.silver_name}__cmp": cmp}, pre)
+
+
+def std_code(f: Field, raw: Column) -> Std:
+    cl = catalog().code_list(f.element.code_list)
+    codes = list(cl.codes)
+    mapping = {**cl.labels, **{lab: code for code, lab in cl.codes.items()}}
+    pre = [(_tmp(f, "v"), _blank_to_null(raw))]
+    v = F.col(_tmp(f, "v"))
+    pre.append((_tmp(f, "m"), F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])[v]
+                if mapping else F.lit(None).cast("string")))
+    mapped = F.col(_tmp(f, "m"))
+    is_code = v.isin(codes)
+    native = v.isin(list(cl.codes.values())) if f.form == "label" else F.lit(False)
+    value = F.when(is_code, v).when(mapped.isNotNull(), mapped).otherwise(v)
+    if f.form == "label":   # delivered as labels (男/女): a code or a foreign label is the defect
+        label_hit = v.isNotNull() & (is_code | (mapped.isNotNull() & ~native))
+        change = "code or foreign label → code (field is delivered as labels)"
+    else:
+        label_hit = v.isNotNull() & ~is_code & mapped.isNotNull()
+        change = "label → code"
+    hits = [("CODE_UNKNOWN", v.isNotNull() & ~is_code & mapped.isNull(), f"not in code list {cl.name}")]
+    if cl.labels:
+        hits.append(("CODE_LABEL", label_hit, change))
+    return Std(value, hits, {}, pre)
+
+
+def std_date(f: Field, raw: Column, batch_date: date) -> Std:
+    sc = _tmp(f, "s")
+    pre = [(sc, _blank_to_null(raw.cast("string")))]
+    s = F.col(sc)
+    pre.append((_tmp(f, "c"), F.regexp_extract(s, r"^(\d{4})(\d{2})(\d{2})$", 0) != ""))
+    compact = F.col(_tmp(f, "c"))
+    y = F.when(compact, F.substring(s, 1, 4)).otherwise(F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 1))
+    m = F.when(compact, F.substring(s, 5, 2)).otherwise(F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 2))
+    d = F.when(compact, F.substring(s, 7, 2)).otherwise(F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 3))
+    pre.append((_tmp(f, "canon"), F.when(y != "", F.concat(y, F.lit("-"), F.lpad(m, 2, "0"), F.lit("-"),
+                                                             F.lpad(d, 2, "0")))))
+    pre.append((_tmp(f, "d"), _strict_date(F.col(_tmp(f, "canon")), "yyyy-MM-dd")))
+    value = F.col(_tmp(f, "d"))
+    hits = [("DATE_INVALID", s.isNotNull() & value.isNull(), "impossible or unreadable date")]
+    if f.form:
+        hits.append(("DATE_LAYOUT", value.isNotNull() & (s != F.date_format(value, f.form)),
+                     f"layout converted to {f.form}"))
+    hits.append(("DATE_FUTURE", value > F.lit(batch_date), "after the batch date"))
+    return Std(value, hits, {}, pre)
+
+
+def std_timestamp(f: Field, raw: Column, dtype: T.DataType) -> Std:
+    if isinstance(dtype, (T.TimestampType, T.TimestampNTZType)):
+        return Std(raw.cast("timestamp"))
+    s = _blank_to_null(raw.cast("string"))
+    pre = [(_tmp(f, "t"), F.try_to_timestamp(s, F.lit(f.form or "yyyy-MM-dd HH:mm:ss")))]
+    value = F.col(_tmp(f, "t"))
+    return Std(value, [("TIME_INVALID", raw.isNotNull() & (F.trim(raw) != "") & value.isNull(), "unreadable timestamp")],
+               {}, pre)
+
+
+def std_phone(f: Field, raw: Column) -> Std:
+    pre = [(_tmp(f, "s"), _blank_to_null(raw))]
+    s = F.col(_tmp(f, "s"))
+    pre.append((_tmp(f, "dg"), F.regexp_replace(s, r"[\s\u3000\-()]", "")))
+    digits = F.col(_tmp(f, "dg"))
+    pre.append((_tmp(f, "mob"), F.regexp_extract(digits, r"^(?:\+?86)?(1[3-9]\d{9})$", 1)))
+    mobile = F.col(_tmp(f, "mob"))
+    is_mobile = mobile != ""
+    landline = ~is_mobile & digits.rlike(r"^0\d{9,11}$")
+    value = F.when(is_mobile, mobile).otherwise(s)
+    return Std(value, [("PHONE_FORMAT", is_mobile & (s != mobile), "+86 / spaces / dashes removed"),
+                       ("PHONE_LANDLINE", landline, "landline kept as a landline"),
+                       ("PHONE_INVALID", s.isNotNull() & ~is_mobile & ~landline, "not a valid mobile number")], {}, pre)
+
+
+def std_money(f: Field, raw: Column) -> Std:
+    pre = [(_tmp(f, "s"), _blank_to_null(raw.cast("string")))]
+    s = F.col(_tmp(f, "s"))
+    pre.append((_tmp(f, "num"), F.regexp_replace(s, r"[元￥¥,\s\u3000]", "")))
+    num = F.col(_tmp(f, "num"))
+    pre.append((_tmp(f, "v"), num.try_cast(T.DecimalType(12, 2))))
+    value = F.col(_tmp(f, "v"))
+    return Std(value, [("MONEY_TEXT", value.isNotNull() & (num != s), "amount text parsed"),
+                       ("MONEY_INVALID", s.isNotNull() & value.isNull(), "cannot be parsed"),
+                       ("MONEY_NEGATIVE", value < 0, "negative")], {}, pre)
+
+
+def uscc_valid(c: Column) -> Column:
+    """GB 32100-2015: 18 characters of its alphabet, check character = (31 − Σ wᵢ·vᵢ mod 31) mod 31.
+    Pass a column reference: ``c`` is used 19 times."""
+    alphabet = F.array(*[F.lit(ch) for ch in USCC_ALPHABET])
+    total = sum((F.array_position(alphabet, F.substring(c, i + 1, 1)) - 1) * w for i, w in enumerate(USCC_WEIGHTS))
+    check = F.try_element_at(alphabet, ((F.lit(31) - total % 31) % 31 + 1).cast("int"))
+    return c.rlike(r"^[0-9A-HJ-NPQRTUWXY]{18}$") & (F.substring(c, 18, 1) == check)
+
+
+def std_uscc(f: Field, raw: Column) -> Std:
+    pre = [(_tmp(f, "v"), F.upper(_blank_to_null(raw)))]
+    v = F.col(_tmp(f, "v"))
+    pre.append((_tmp(f, "ok"), F.when(v.isNotNull(), uscc_valid(v))))
+    ok = F.col(_tmp(f, "ok"))
+    return Std(v, [("USCC_CHECK", v.isNotNull() & ~ok, "fails GB 32100 character set or check")],
+               {f"{f.silver_name}__valid": ok}, pre)
+
+
+def std_int(f: Field, raw: Column) -> Std:
+    s = _blank_to_null(raw.cast("string"))
+    pre = [(_tmp(f, "v"), s.try_cast("int"))]
+    value = F.col(_tmp(f, "v"))
+    return Std(F.when(value >= 0, value), [("NUMBER_INVALID", raw.isNotNull() & (F.trim(raw) != "")
+                                            & (value.isNull() | (value < 0)), "not a non-negative integer")], {}, pre)
+
+
+def std_list(f: Field, raw: Column) -> Std:
+    parts = F.filter(F.transform(F.split(F.coalesce(raw, F.lit("")), f.element.separator or ";"), F.trim),
+                     lambda p: p != "")
+    pre = [(_tmp(f, "parts"), parts)]
+    p = F.col(_tmp(f, "parts"))
+    return Std(F.when(F.size(p) > 0, F.concat_ws(";", p)), [], {}, pre)
+
+
+def std_text(f: Field, raw: Column) -> Std:
+    return Std(_blank_to_null(raw.cast("string")))
+
+
+def standardiser(f: Field, raw: Column, dtype: T.DataType, batch_date: date, keyring: Keyring) -> Std:
+    el = f.element
+    if el.name == "citizen_id":
+        return std_citizen_id(f, raw, batch_date, keyring)
+    if el.name == "citizen_id_list":
+        return std_citizen_id_list(f, raw, keyring)
+    if el.name == "person_name":
+        return std_name(f, raw, keyring)
+    if el.code_list:
+        return std_code(f, raw)
+    if el.type == "date":
+        return std_date(f, raw, batch_date)
+    if el.type == "timestamp":
+        return std_timestamp(f, raw, dtype)
+    if el.name == "phone":
+        return std_phone(f, raw)
+    if el.name == "money_yuan":
+        return std_money(f, raw)
+    if el.name == "uscc":
+        return std_uscc(f, raw)
+    if el.type == "int":
+        return std_int(f, raw)
+    if el.type.startswith("array"):
+        return std_list(f, raw)
+    return std_text(f, raw)
+
+
+# ------------------------------------------------------------------ the engine
+
+def _applies(rule_id: str, f: Field) -> bool:
+    r = load_rules().get(rule_id)
+    if r is None:
+        raise KeyError(f"detector {rule_id} has no entry in conf/rules.yaml")
+    return r.enabled and (not r.elements or f.element.name in r.elements) and (f.required or not r.required_only)
+
+
+def _stage(df: DataFrame, cols: list[tuple[str, Column]]) -> DataFrame:
+    """Add columns in one projection (each stage is a separate projection, so later stages refer
+    to earlier ones by name instead of copying their expressions)."""
+    return df.select("*", *[c.alias(n) for n, c in cols]) if cols else df
+
+
+def standardise(df: DataFrame, entity: Entity, keyring: Keyring, batch_date: str, regions_df: DataFrame) -> DataFrame:
+    """Bronze rows of one entity → standardised columns (silver names, plaintext, in memory only),
+    ``_findings`` (array of rule hits), ``_quarantine`` (the first quarantine hit or null) and
+    ``_content_hmac`` (keyed digest of the standardised record, to recognise exact duplicates)."""
+    bd = date.fromisoformat(batch_date)
+    rules = load_rules()
+    dtypes = {f.name: df.schema[f.name].dataType for f in entity.fields}
+    timestamp = lambda f: isinstance(dtypes[f.name], (T.TimestampType, T.TimestampNTZType))  # noqa: E731
+    # stage 1: plaintext of every field, once (decrypt is the expensive part)
+    df = _stage(df, [(_tmp(f, "raw"), (decrypt(F.col(f.name), keyring) if f.is_encrypted else F.col(f.name))
+                      if timestamp(f) else (decrypt(F.col(f.name), keyring) if f.is_encrypted
+                                            else F.col(f.name)).cast("string")) for f in entity.fields])
+    raw = {f.name: F.col(_tmp(f, "raw")) for f in entity.fields}
+    # stage 2: identity numbers normalised, then the region join
+    ids = [f for f in entity.fields if f.element.name == "citizen_id"]
+    for step in (0, 1):
+        df = _stage(df, [id_pre(f, raw[f.name])[step] for f in ids])
+    for f in ids:
+        df = with_region_check(df, f, _tmp(f, "n"), regions_df)
+    stds = {f.name: standardiser(f, raw[f.name], dtypes[f.name], bd, keyring) for f in entity.fields}
+    # stage 3..: each standardiser's intermediates, level by level
+    depth = max((len(s.pre) for s in stds.values()), default=0)
+    for level in range(depth):
+        df = _stage(df, [s.pre[level] for s in stds.values() if len(s.pre) > level])
+    outs: dict[str, Column] = {}
+    hits: list[Column] = []
+    for f in entity.fields:
+        std = stds[f.name]
+        outs[f.silver_name] = std.value
+        outs.update(std.extra)
+        secret = f.is_encrypted
+        for rule_id, cond, change in std.hits:
+            if not _applies(rule_id, f):
+                continue
+            before = F.lit(None).cast("string") if secret else raw[f.name].cast("string")
+            after = F.lit(None).cast("string") if secret else std.value.cast("string")
+            hits.append(F.when(F.coalesce(cond, F.lit(False)), F.struct(
+                F.lit(rule_id).alias("rule_id"), F.lit(f.name).alias("field"),
+                F.lit(rules[rule_id].action).alias("action"), F.lit(change).alias("change"),
+                before.alias("before"), after.alias("after"))))
+    findings = F.filter(F.array(*hits), lambda h: h.isNotNull()) if hits else F.array().cast(T.ArrayType(FINDING))
+    keep = [c for c in df.columns if c.startswith("_") and not c.startswith("__")]
+    out = df.select(*[F.col(c) for c in keep], *[v.alias(k) for k, v in outs.items()], findings.alias("_findings"))
+    out = out.withColumn("_quarantine", F.try_element_at(F.filter("_findings", lambda h: h["action"] == "quarantine"),
+                                                         F.lit(1)))
+    values = [F.coalesce(F.col(f.silver_name).cast("string"), F.lit("\u0000")) for f in entity.fields]
+    return out.withColumn("_content_hmac", hmac_token(F.concat_ws("\u0001", *values), keyring))
+
+
+def person_hint(name_cmp: Column, birth: Column, keyring: Keyring) -> Column:
+    """Keyed digest of (simplified name, birth date): links a record whose identity number is
+    unusable to the same person elsewhere, without storing either value."""
+    return F.when(name_cmp.isNotNull() & birth.isNotNull(),
+                  hmac_token(F.concat_ws("|", name_cmp, birth.cast("string")), keyring))
+
+
+def protect(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
+    """Encrypt every L3/L4 silver column (its standardised string form) before anything is written."""
+    for f in entity.encrypted_fields:
+        df = df.withColumn(f.silver_name, encrypt(F.col(f.silver_name).cast("string"), keyring))
+    return df
