@@ -1,7 +1,10 @@
 """Nightly lifecycle DAG, scheduled on the bronze Assets of every source.
 
-For now: gate every bronze table and the quarantine for the night's batch date. Later stages
-(clean → gate → cross-verify → gate, tiering, archive, destroy) are added here.
+    gate bronze (every table + quarantine) → clean → gate silver (every table, quarantine,
+    findings, conservation) → cross-verify → gate gold (conflicts register, theme tables)
+
+A failed critical gate stops everything downstream of it. Tiering, archive and destroy stages
+are added by the lifecycle issue.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from shuzhi.schemas import catalog
 CONF = load_yaml("sources.yaml")
 TZ = pendulum.timezone(CONF["timezone"])
 TABLES = [e.table_name for e in catalog().entities()]
+SILVER_GATES = [f"silver.{t}" for t in TABLES] + ["silver.quarantine", "silver.findings", "ops.conservation"]
+GOLD_GATES = ["gold.conflicts", "gold.person", "gold.house", "gold.event", "gold.organisation"]
 SCHEDULE = None
 for _t in TABLES:  # all of them: the night is complete when every department's tables are updated
     _a = Asset(name=f"bronze.{_t}", uri=f"shuzhi://bronze/{_t}")
@@ -43,9 +48,28 @@ def shuzhi_lifecycle():
 
         return for_airflow(run_gate, table, bd)
 
+    @task(outlets=[Asset(name=f"silver.{t}", uri=f"shuzhi://silver/{t}") for t in TABLES])
+    def clean(bd: str) -> dict:
+        from shuzhi.tasks import clean as run_clean, for_airflow
+
+        return for_airflow(run_clean, bd)
+
+    @task(outlets=[Asset(name="gold.conflicts", uri="shuzhi://gold/conflicts")])
+    def cross_verify(bd: str) -> dict:
+        from shuzhi.tasks import for_airflow, verify as run_verify
+
+        return for_airflow(run_verify, bd)
+
     bd = batch_date()
-    for t in TABLES + ["quarantine"]:
-        gate.override(task_id=f"gate_bronze_{t}")(f"bronze.{t}", bd)
+    bronze = [gate.override(task_id=f"gate_bronze_{t}")(f"bronze.{t}", bd) for t in TABLES + ["quarantine"]]
+    cleaned = clean(bd)
+    bronze >> cleaned
+    silver = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in SILVER_GATES]
+    cleaned >> silver
+    verified = cross_verify(bd)
+    silver >> verified
+    gold = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in GOLD_GATES]
+    verified >> gold
 
 
 shuzhi_lifecycle()

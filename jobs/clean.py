@@ -28,10 +28,10 @@ from pyspark.sql import types as T
 
 from shuzhi.audit import audited
 from shuzhi.bronze import line_of
-from shuzhi.cleaning import person_hint, protect, region_table, standardise
+from shuzhi.cleaning import person_hint, protect, region_table, silver_columns, standardise
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt
-from shuzhi.delta import merge_table, read_table, table_exists, write_table
+from shuzhi.delta import committed_txn_version, merge_table, read_table, table_exists, write_table
 from shuzhi.errors import ConservationError
 from shuzhi.schemas import Entity, catalog
 
@@ -41,8 +41,6 @@ FINDINGS = ("silver", "findings")
 QUARANTINE = ("silver", "quarantine")
 CONSERVATION = ("ops", "conservation")
 RULE_HITS = ("ops", "rule_hits")
-SILVER_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
-                  "_key_id"]
 
 
 @dataclass
@@ -63,25 +61,6 @@ class EntityResult:
 
 
 # ---------------------------------------------------------------- pure transforms
-
-def silver_columns(entity: Entity) -> list[str]:
-    """Silver's columns: canonical fields, tokens and ID-derived facts, lineage."""
-    cols = ["record_id"] + [f.silver_name for f in entity.fields if f.silver_name != "record_id"]
-    for f in entity.fields:
-        if f.element.name == "citizen_id":
-            cols += [f"{f.silver_name}__tok", f"{f.silver_name}__valid"]
-            if f.silver_name == "citizen_id":
-                cols += ["citizen_id__birth", "citizen_id__sex"]
-        elif f.element.name == "citizen_id_list":
-            cols.append(f"{f.silver_name}__tok")
-        elif f.element.name == "person_name":
-            cols.append(f"{f.silver_name}__mtok")
-        elif f.element.name == "uscc":
-            cols.append(f"{f.silver_name}__valid")
-    if entity.person_id_field is not None and any(f.silver_name == "name" for f in entity.fields):
-        cols.append("person_hint")
-    return cols + ["_content_hmac"] + SILVER_LINEAGE
-
 
 def with_person_hint(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
     if entity.person_id_field is None or not any(f.silver_name == "name" for f in entity.fields):
@@ -169,6 +148,16 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         res.status = "no_delivery"
         return res
     delivery_id = sorted(ids)[-1]
+    txn = f"clean:{delivery_id}:{table}"
+    cons_path = settings.table_path(*CONSERVATION)
+    if table_exists(spark, cons_path) and committed_txn_version(spark, cons_path, txn + ":conservation") is not None:
+        # this delivery was cleaned to the end (the conservation row is the last write): nothing to redo,
+        # and recomputing against a silver that later nights have moved on would not be this night's answer
+        (row,) = (read_table(spark, cons_path).filter((F.col("batch_date") == F.lit(bd)) & (F.col("stage") == "clean")
+                                                      & (F.col("source") == entity.source)
+                                                      & (F.col("entity") == entity.name)).collect())
+        return EntityResult(table, batch_date, "noop", row["bronze_rows"], row["loaded"], row["unchanged"],
+                            row["quarantined"], row["superseded"])
     now = datetime.now()
     std = standardise(bronze, entity, keyring, batch_date, regions_df)
     std = with_person_hint(std, entity, keyring)
@@ -176,7 +165,6 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
     std = protect(std, entity, keyring).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         res.bronze_rows = std.count()
-        txn = f"clean:{delivery_id}:{table}"
         where = f"_batch_date = DATE'{batch_date}' AND _source = '{entity.source}' AND _entity = '{entity.name}'"
         # 1. quarantine
         q = _quarantine_rows(spark, std.filter(F.col("_quarantine").isNotNull()), bronze, entity, keyring)
@@ -281,6 +269,8 @@ def run(spark, settings: Settings, batch_date: str, *, source: str | None = None
             results.append(r)
             log.info("clean %s %s: %s bronze=%d loaded=%d unchanged=%d quarantined=%d superseded=%d", r.table,
                      batch_date, r.status, r.bronze_rows, r.loaded, r.unchanged, r.quarantined, r.superseded)
+        if results and all(r.status in ("noop", "no_delivery") for r in results):
+            audit.outcome = "noop"
         audit.rows_in = sum(r.bronze_rows for r in results)
         audit.rows_loaded = sum(r.loaded + r.unchanged for r in results)
         audit.rows_quarantined = sum(r.quarantined for r in results)

@@ -20,7 +20,7 @@ import logging
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
@@ -534,6 +534,17 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
     bd = date.fromisoformat(batch_date)
     res = VerifyResult(batch_date, "verified")
     with audited(spark, settings, stage="verify", source=None, batch_date=batch_date, run_id=run_id) as audit:
+        person_path = settings.table_path("gold", "person")
+        if table_exists(spark, person_path):
+            (last,) = read_table(spark, person_path).agg(F.max("_as_of")).collect()[0]
+            if last is not None and last > bd:
+                # gold already reflects a later night; re-verifying an earlier one would roll the
+                # register and the theme tables back. The nights are verified in order.
+                log.warning("verify %s: gold is already as of %s; nothing done", batch_date, last)
+                res.status = "noop"
+                audit.outcome = "noop"
+                audit.detail = f"gold already as of {last}"
+                return res
         fp = inputs_fingerprint(spark, settings)
         txn = f"verify:{batch_date}:{fp}"
         s = load_silver(spark, settings, keyring)

@@ -5,7 +5,6 @@ from datetime import date, datetime
 import pytest
 
 from jobs.ingest import _deliveries_schema
-from shuzhi.bronze import LINEAGE_COLS
 from shuzhi.delta import write_table
 from shuzhi.generator.defects import ACTIONS
 from shuzhi.generator.truth import TRUTH_COLUMNS

@@ -31,6 +31,8 @@ NAME_DOTS, MIDDLE_DOT = ".•・‧∙", "·"
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"   # GB 32100: no I, O, Z, S, V
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 MOBILE = r"^1[3-9]\d{9}$"
+SILVER_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
+                  "_key_id"]
 
 FINDING = T.StructType([T.StructField(n, T.StringType()) for n in
                         ("rule_id", "field", "action", "change", "before", "after")])
@@ -377,3 +379,22 @@ def protect(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
     for f in entity.encrypted_fields:
         df = df.withColumn(f.silver_name, encrypt(F.col(f.silver_name).cast("string"), keyring))
     return df
+
+
+def silver_columns(entity: Entity) -> list[str]:
+    """Silver's columns: canonical fields, tokens and ID-derived facts, lineage."""
+    cols = ["record_id"] + [f.silver_name for f in entity.fields if f.silver_name != "record_id"]
+    for f in entity.fields:
+        if f.element.name == "citizen_id":
+            cols += [f"{f.silver_name}__tok", f"{f.silver_name}__valid"]
+            if f.silver_name == "citizen_id":
+                cols += ["citizen_id__birth", "citizen_id__sex"]
+        elif f.element.name == "citizen_id_list":
+            cols.append(f"{f.silver_name}__tok")
+        elif f.element.name == "person_name":
+            cols.append(f"{f.silver_name}__mtok")
+        elif f.element.name == "uscc":
+            cols.append(f"{f.silver_name}__valid")
+    if entity.person_id_field is not None and any(f.silver_name == "name" for f in entity.fields):
+        cols.append("person_hint")
+    return cols + ["_content_hmac"] + SILVER_LINEAGE

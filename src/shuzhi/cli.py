@@ -5,6 +5,9 @@
     shuzhi generate --nights 3         # write department deliveries into the landing zone
     shuzhi ingest police 2026-11-27    # one stage for one batch, without Airflow
     shuzhi gate bronze.police_population 2026-11-27
+    shuzhi clean 2026-11-27            # clean stage (bronze → silver) without Airflow
+    shuzhi verify 2026-11-27           # cross-verify (silver → gold: conflicts register, theme tables)
+    shuzhi score 2026-11-27 --truth var/demo/truth   # measured against the generator's ground truth
     shuzhi summary                     # per night and source: delivered / loaded / quarantined / gates
     shuzhi export conflicts --out c.csv [--night D] [--status open] [--rule X_DECEASED_PAID]
     shuzhi export quarantine --out q.csv [--night D] [--source police] [--rule ID_CHECK]   # + q_summary.csv

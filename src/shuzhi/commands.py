@@ -58,6 +58,28 @@ def cmd_ingest(settings, a) -> int:
     return _run_stage(f"ingesting {a.source}/{a.batch_date}", ingest, a.source, a.batch_date, settings)
 
 
+def cmd_clean(settings, a) -> int:
+    from .tasks import clean
+
+    return _run_stage(f"cleaning {a.batch_date}", clean, a.batch_date, settings)
+
+
+def cmd_verify(settings, a) -> int:
+    from .tasks import verify
+
+    return _run_stage(f"cross-verifying {a.batch_date}", verify, a.batch_date, settings)
+
+
+def cmd_score(settings, a) -> int:
+    from pathlib import Path
+
+    from .scoring import score_night
+
+    sc = score_night(_spark(settings), settings, Path(a.truth), a.batch_date)
+    print(sc.table())
+    return 0
+
+
 def cmd_gate(settings, a) -> int:
     from .tasks import gate
 
@@ -155,6 +177,16 @@ def register(sub) -> None:
     p.add_argument("source")
     p.add_argument("batch_date")
     p.set_defaults(fn=cmd_ingest)
+    p = sub.add_parser("clean", help="clean stage (bronze → silver) for a batch date without Airflow")
+    p.add_argument("batch_date")
+    p.set_defaults(fn=cmd_clean)
+    p = sub.add_parser("verify", help="cross-verify stage (silver → gold) for a batch date without Airflow")
+    p.add_argument("batch_date")
+    p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("score", help="score a processed night against the generator's ground truth")
+    p.add_argument("batch_date")
+    p.add_argument("--truth", required=True, help="the generator's truth folder")
+    p.set_defaults(fn=cmd_score)
     p = sub.add_parser("gate", help="run one table's gate for a batch date without Airflow")
     p.add_argument("table", help="e.g. bronze.police_population")
     p.add_argument("batch_date", nargs="?")

@@ -57,7 +57,9 @@ def run_demo(settings: Settings, *, residents: int = 20_000, nights: int = 3, st
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .generator import generate
+    from .exports import export_conflicts, export_quarantine
     from .reports import night_summary, render_summary
+    from .scoring import score_night
     from .spark import get_spark
 
     import sys
@@ -76,15 +78,30 @@ def run_demo(settings: Settings, *, residents: int = 20_000, nights: int = 3, st
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("nights", total=nights * (len(sources) + 1))
+        scores = {}
         for night in gen.nights:
             states[night] = run_night(bag, night, sources,
                                       on_step=lambda msg: progress.update(task, advance=1, description=msg))
+            scores[night] = score_night(get_spark(settings), settings, settings.truth, night)
     spark = get_spark(settings)
     summary = night_summary(spark, settings)
     render_summary(summary, settings, console)
+    console.print("[bold]clean + cross-verify against the generator's ground truth[/bold] "
+                  "(per night: planted items found / missed / false findings; records unaccounted)")
+    for night, sc in scores.items():
+        console.print(f"  {night}: expected {sc.tp + sc.fn:,}  found {sc.tp:,}  missed {sc.fn:,}  false {sc.fp:,}  "
+                      f"recall {sc.recall:.4f}  precision {sc.precision:.4f}  "
+                      f"unaccounted {sc.delivered - sc.accounted} of {sc.delivered:,}")
+    out = settings.home / "exports"
+    last = gen.nights[-1]
+    n_c = export_conflicts(spark, settings, out / f"conflicts_{last}.csv", status="open")
+    n_q = export_quarantine(spark, settings, out / f"quarantine_{last}.csv", night=last)
+    console.print(f"exports for the office (UTF-8 with BOM, masked identity numbers): {n_c:,} open conflicts → "
+                  f"{out / f'conflicts_{last}.csv'}; {n_q:,} quarantined records of {last} → "
+                  f"{out / f'quarantine_{last}.csv'}")
     failed = {n: {d: s for d, s in st.items() if s != "success"} for n, st in states.items()}
     failed = {n: v for n, v in failed.items() if v}
     if failed:
         console.print(f"[red]DAG runs not successful:[/red] {failed}")
     console.print(f"done in {(datetime.now() - t0).total_seconds():.0f} s; Airflow DB: {settings.airflow_home}")
-    return {"states": states, "summary": summary, "failed": failed}
+    return {"states": states, "summary": summary, "failed": failed, "scores": scores}

@@ -117,15 +117,105 @@ def load_hand_written(suite: str, folder: Path = EXPECTATIONS_DIR) -> list[Expec
             for e in data["expectations"]]
 
 
+def silver_baseline(entity: Entity) -> list[Expectation]:
+    """What every silver table must hold, derived from the same declarations as its clean stage."""
+    from .cleaning import silver_columns
+
+    cat = catalog()
+    ex = [_e("expect_table_columns_to_match_set", "critical", "silver has the canonical columns of schemas/",
+             column_set=silver_columns(entity), exact_match=True),
+          _e("expect_column_values_to_not_be_null", "critical", "every record has its id", column="record_id"),
+          _e("expect_column_values_to_be_unique", "critical", "one row per record id (latest version wins)",
+             column="record_id"),
+          _e("expect_column_values_to_not_be_null", "critical", "the update time decides versions",
+             column="updated_at")]
+    ex += [_e("expect_column_values_to_not_be_null", "critical", "lineage is complete", column=c)
+           for c in ("_batch_date", "_file", "_row", "_delivery_id", "_key_id")]
+    for f in entity.fields:
+        col = f.silver_name
+        if f.is_encrypted:
+            ex.append(_e("expect_column_values_to_be_of_type", "critical",
+                         f"{col} is {f.sensitivity}: ciphertext only", column=col, type_="BinaryType"))
+            continue
+        if f.element.code_list:
+            ex.append(_e("expect_column_values_to_be_in_set", "warning",
+                         f"{col} uses code list {f.element.code_list} (unknown codes are flagged, kept)",
+                         column=col, value_set=sorted(cat.code_list(f.element.code_list).codes)))
+        if f.element.pattern:
+            ex.append(_e("expect_column_values_to_match_regex", "warning", f"{col} follows {f.element.standard}",
+                         column=col, regex=f.element.pattern))
+        if f.element.name == "citizen_id":
+            ex.append(_e("expect_column_values_to_match_regex", "critical", "join token is an HMAC-SHA256",
+                         column=f"{col}__tok", regex=r"^[0-9a-f]{64}$"))
+        if f.required:
+            ex.append(_e("expect_column_values_to_not_be_null", "critical", f"{col} is mandatory (empty ones are "
+                         "quarantined)", column=col))
+    pid = entity.person_id_field
+    if pid is not None and pid.required:
+        ex.append(_e("expect_column_values_to_not_be_null", "critical", "a usable identity number has a token",
+                     column="citizen_id__tok"))
+    return ex
+
+
+def clean_quarantine_baseline() -> list[Expectation]:
+    from .rules import rules_for
+
+    return [
+        _e("expect_column_values_to_be_in_set", "critical", "every quarantined record names a clean rule",
+           column="reason_code", value_set=sorted(r.id for r in rules_for("clean") if r.action == "quarantine")),
+        _e("expect_column_values_to_be_of_type", "critical", "the record is encrypted", column="record_enc",
+           type_="BinaryType"),
+        _e("expect_compound_columns_to_be_unique", "critical", "one row per quarantined record",
+           column_list=["_source", "_file", "_row"]),
+    ]
+
+
+# Which column scopes a night's slice of a table (None: the gate validates the whole table).
+BATCH_COLUMN = {"bronze": "_batch_date", "ops": "batch_date", "silver": None, "gold": None}
+SLICED_SILVER = {"quarantine", "findings"}
+
+
+def batch_column(layer: str, table: str) -> str | None:
+    if layer == "silver" and table in SLICED_SILVER:
+        return "_batch_date"
+    return BATCH_COLUMN.get(layer, "_batch_date")
+
+
+def augment(spark, settings: Settings, layer: str, table: str, df):
+    """Derived columns some suites check: references between theme tables, conservation ratios."""
+    from pyspark.sql import functions as F
+
+    from .delta import read_table, table_exists
+
+    def known(df, col, other, other_col, name):
+        p = settings.table_path("gold", other)
+        if not table_exists(spark, p):
+            return df.withColumn(name, F.lit(None).cast("boolean"))
+        keys = read_table(spark, p).select(F.col(other_col).alias("__k")).distinct().withColumn(name, F.lit(True))
+        return (df.join(keys, df[col] == keys["__k"], "left").drop("__k")
+                .withColumn(name, F.when(F.col(col).isNotNull(), F.coalesce(F.col(name), F.lit(False)))))
+
+    if (layer, table) == ("gold", "event"):
+        return known(df, "house_code", "house", "house_code", "house_known")
+    if (layer, table) == ("gold", "person"):
+        return known(df, "house_code", "house", "house_code", "house_known")
+    if (layer, table) == ("ops", "conservation"):
+        return df.withColumn("quarantine_ratio", F.col("quarantined") / F.greatest(F.col("bronze_rows"), F.lit(1)))
+    return df
+
+
 def suite_for(layer: str, table: str) -> tuple[str, list[Expectation]]:
     """Suite name (= the table's name) and its expectations."""
     name = f"{layer}.{table}"
+    entities = {e.table_name: e for e in catalog().entities()}
     if layer == "bronze" and table == "quarantine":
         base = quarantine_baseline()
     elif layer == "bronze":
-        source, _, ent = next((s, "_", e.name) for s in catalog().sources for e in catalog().entities(s)
-                              if e.table_name == table)
-        base = bronze_baseline(catalog().entity(source, ent))
+        base = bronze_baseline(entities[table])
+    elif layer == "silver" and table == "quarantine":
+        base = clean_quarantine_baseline()
+    elif layer == "silver" and table in entities:
+        base = silver_baseline(entities[table])
     else:
         base = []
     return name, base + load_hand_written(f"{layer}_{table}")
@@ -242,15 +332,16 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
     version = table_version(spark, path)
     suite_name, expectations = suite_for(layer, table)
     df = read_table(spark, path)
-    if batch_date:
-        df = df.filter(F.col("_batch_date") == F.lit(date.fromisoformat(batch_date)))
+    bcol = batch_column(layer, table)
+    if batch_date and bcol:
+        df = df.filter(F.col(bcol) == F.lit(date.fromisoformat(batch_date)))
     txn_id = f"gate:{suite_name}:{batch_date}:{data_fingerprint(df)}:{suite_fingerprint(expectations)}"
     results_path = settings.table_path(*GATE_RESULTS)
     if table_exists(spark, results_path) and committed_txn_version(spark, results_path, txn_id) is not None:
         prior = (read_table(spark, results_path).filter((F.col("txn_id") == txn_id)).collect())
         return _raise_or_return(_outcome_from(prior, suite_name, f"{layer}.{table}", batch_date), settings,
                                 raise_on_critical)
-    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    df = augment(spark, settings, layer, table, df).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = df.count()
         vres = validate(df, settings, suite_name, expectations, asset=f"{layer}.{table}")

@@ -79,6 +79,26 @@ def ingest_summary(res) -> dict:
                        "quarantined_rows": f.quarantined_rows, "reasons": f.reasons} for f in res.files]}
 
 
+def clean(batch_date: str, settings: Settings | None = None) -> dict:
+    """Clean stage for every entity delivered that night (bronze → silver)."""
+    settings = settings or Settings.load()
+    if settings.spark.submit:
+        return _submit(settings, "clean", ["--batch-date", batch_date])
+    from jobs import clean as job
+
+    return job.summary(job.run(_spark(settings, "clean"), settings, batch_date))
+
+
+def verify(batch_date: str, settings: Settings | None = None) -> dict:
+    """Cross-verify stage (silver → gold: conflicts register, theme tables)."""
+    settings = settings or Settings.load()
+    if settings.spark.submit:
+        return _submit(settings, "verify", ["--batch-date", batch_date])
+    from jobs import verify as job
+
+    return job.summary(job.run(_spark(settings, "verify"), settings, batch_date))
+
+
 def gate(table: str, batch_date: str | None, settings: Settings | None = None) -> dict:
     settings = settings or Settings.load()
     if settings.spark.submit:
