@@ -195,7 +195,7 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         cols = silver_columns(entity)
         upsert = states.filter(F.col("__state").isin("new", "newer", "ours")).select(*cols)
         merge_table(upsert, silver_path, keys=["record_id"], update_when="s.updated_at > t.updated_at",
-                    txn=(txn + ":merge", 0), partition_by=[],
+                    txn=(txn + ":merge", 0), partition_by=[], deletion_vectors=True,
                     stats_columns=[c for c in cols if c in ("record_id", "updated_at", "_batch_date", "_source",
                                                             "_delivery_id", "_row", "_file")],
                     comment=f"silver {entity.source}.{entity.name} ({entity.name_zh}): standardised, latest version "

@@ -32,7 +32,7 @@ from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, decrypt, hmac_token
 from shuzhi.delta import merge_table, read_table, table_exists, table_version, write_table
 from shuzhi.rules import load_rules, precedence
-from shuzhi.standards import citizen_id_normalised
+from shuzhi.standards import citizen_id_lifted, citizen_id_stripped
 
 log = logging.getLogger("shuzhi.verify")
 
@@ -130,8 +130,10 @@ def pending_police_identities(spark, settings: Settings, keyring: Keyring, pop: 
     iq = settings.table_path("bronze", "quarantine")
     if table_exists(spark, iq):
         raw = (read_table(spark, iq).filter((F.col("_source") == "police") & (F.col("_entity") == "population"))
-               .select(F.explode(F.split(decrypt(F.col("raw_record_enc"), keyring), ",")).alias("piece")))
-        norm = citizen_id_normalised(F.regexp_replace(F.col("piece"), '"', ""))
+               .select(F.explode(F.split(decrypt(F.col("raw_record_enc"), keyring), ",")).alias("piece"))
+               .select(citizen_id_stripped(F.regexp_replace(F.col("piece"), '"', "")).alias("s"))
+               .select(citizen_id_lifted(F.col("s")).alias("n")))
+        norm = F.col("n")
         parts.append(raw.select(F.when(norm.rlike(r"^\d{17}[\dX]$"), hmac_token(norm, keyring)).alias("tok"),
                                 F.lit(None).cast("string").alias("hint")))
     if not parts:
@@ -140,6 +142,31 @@ def pending_police_identities(spark, settings: Settings, keyring: Keyring, pop: 
     for p in parts[1:]:
         out = out.unionByName(p)
     return out.filter(F.col("tok").isNotNull() | F.col("hint").isNotNull())
+
+
+def stale_refs(spark, settings: Settings) -> DataFrame:
+    """Records whose newest delivered version was quarantined: silver still holds an older one, so
+    no contradiction is judged on it until a usable version arrives (the quarantine says why)."""
+    q = settings.table_path("silver", "quarantine")
+    if not table_exists(spark, q):
+        return spark.createDataFrame([], "ref string")
+    quar = read_table(spark, q).select("_source", "_entity", "record_id", F.col("_batch_date").alias("__qd"))
+    parts = []
+    for table, ent in ENTITY_OF.items():
+        p = settings.table_path("silver", table)
+        if not table_exists(spark, p):
+            continue
+        src, e = ent.split("/")
+        sv = read_table(spark, p).select("record_id", F.col("_batch_date").alias("__sd"))
+        j = (quar.filter((F.col("_source") == src) & (F.col("_entity") == e)).join(sv, "record_id")
+             .filter(F.col("__qd") > F.col("__sd")))
+        parts.append(j.select(F.concat(F.lit(ent + "/"), F.col("record_id")).alias("ref")))
+    if not parts:
+        return spark.createDataFrame([], "ref string")
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out.distinct()
 
 
 # ---------------------------------------------------------------- detectors (one per rule id)
@@ -357,8 +384,10 @@ DETECTORS = {"X_DECEASED_PAID": x_deceased_paid, "X_NAME_MISMATCH": x_name_misma
              "X_VACANT_OCCUPIED": x_vacant_occupied, "X_USCC_INVALID": x_uscc_invalid, "X_DUP_PERSON": x_dup_person}
 
 
-def observed_conflicts(spark, s: dict[str, DataFrame], batch_date: date, pending: DataFrame, run_id: str) -> DataFrame:
-    """Every contradiction present in tonight's silver, one row per (rule, subject)."""
+def observed_conflicts(spark, s: dict[str, DataFrame], batch_date: date, pending: DataFrame, run_id: str,
+                       stale: DataFrame) -> DataFrame:
+    """Every contradiction present in tonight's silver, one row per (rule, subject); subjects whose
+    newest version is in quarantine (``stale``) are not judged."""
     rules = load_rules()
     parts = []
     for rid, rule in rules.items():
@@ -375,6 +404,7 @@ def observed_conflicts(spark, s: dict[str, DataFrame], batch_date: date, pending
     df = parts[0]
     for p in parts[1:]:
         df = df.unionByName(p)
+    df = df.join(F.broadcast(stale), df["subject"] == stale["ref"], "left_anti")
     sev = F.create_map(*[x for r in rules.values() if r.stage == "verify" for x in (F.lit(r.id), F.lit(r.severity))])
     df = df.dropDuplicates(["rule_id", "subject"])
     return df.select(
@@ -551,7 +581,8 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
         s = {k: v.persist(StorageLevel.MEMORY_AND_DISK) for k, v in s.items()}
         try:
             pending = pending_police_identities(spark, settings, keyring, s.get("pop")).persist()
-            obs = observed_conflicts(spark, s, bd, pending, run_id).persist(StorageLevel.MEMORY_AND_DISK)
+            stale = stale_refs(spark, settings).persist()
+            obs = observed_conflicts(spark, s, bd, pending, run_id, stale).persist(StorageLevel.MEMORY_AND_DISK)
             res.findings = {r["rule_id"]: r["n"] for r in obs.groupBy("rule_id").agg(F.count("*").alias("n")).collect()}
             path = settings.table_path(*CONFLICTS)
             before_open = (read_table(spark, path).filter(F.col("status") == "open").select("conflict_id")
@@ -593,6 +624,7 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
             _record_hits(spark, settings, res, txn)
             obs.unpersist()
             pending.unpersist()
+            stale.unpersist()
         finally:
             for v in s.values():
                 v.unpersist()

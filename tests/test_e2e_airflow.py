@@ -1,6 +1,7 @@
 """End to end through Airflow: generated multi-night deliveries → every source's ingest DAG and
-the lifecycle DAG per night (real task runs in Airflow's metadata DB) → gated bronze lake.
-Conservation holds for every delivery; re-running a whole night changes no table."""
+the lifecycle DAG per night (real task runs in Airflow's metadata DB: bronze gates → clean →
+silver gates → cross-verify → gold gates) → gated bronze, silver and gold. Conservation holds for
+every delivery and every clean stage; re-running a whole night changes no table."""
 import json
 import os
 import subprocess
@@ -21,8 +22,10 @@ NIGHTS = ["2026-11-25", "2026-11-26"]
 
 
 def lake_versions(spark, settings):
-    tables = [("bronze", e.table_name) for e in catalog().entities()] + [("bronze", "quarantine"),
-                                                                        ("ops", "deliveries"), ("ops", "gate_results")]
+    tables = [(layer, e.table_name) for e in catalog().entities() for layer in ("bronze", "silver")] + [
+        ("bronze", "quarantine"), ("ops", "deliveries"), ("ops", "gate_results"), ("silver", "quarantine"),
+        ("silver", "findings"), ("ops", "conservation"), ("ops", "rule_hits"), ("gold", "conflicts"),
+        ("gold", "person"), ("gold", "house"), ("gold", "event"), ("gold", "organisation")]
     return {t: table_version(spark, settings.table_path(*t)) for t in tables}
 
 
@@ -68,7 +71,16 @@ def test_nights_through_airflow(spark, settings, airflow_env):
     assert all(r["dag_id"] and r["dag_id"].startswith("shuzhi_ingest_") for r in ing)
     gates = read_table(spark, settings.table_path("ops", "gate_results"))
     assert gates.filter((F.col("severity") == "critical") & ~F.col("success")).count() == 0
-    assert gates.select("table").distinct().count() == len(catalog().entities()) + 1
+    n = len(catalog().entities())
+    assert gates.select("table").distinct().count() == (n + 1) + (n + 3) + 5   # bronze, silver (+ops), gold
+
+    # The clean stage balanced every entity every night; the cross-verify stage ran every night.
+    cons = read_table(spark, settings.table_path("ops", "conservation")).collect()
+    assert len(cons) == n * len(NIGHTS) and all(r["balanced"] for r in cons)
+    assert all(r["bronze_rows"] == r["loaded"] + r["unchanged"] + r["quarantined"] + r["superseded"] for r in cons)
+    ver = audit.filter(F.col("stage") == "verify").collect()
+    assert len(ver) == len(NIGHTS) and {r["dag_id"] for r in ver} == {"shuzhi_lifecycle"}
+    assert read_table(spark, settings.table_path("gold", "conflicts")).count() > 0
 
     # Re-running a whole night's DAG runs changes nothing in the lake.
     noops = audit.filter((F.col("stage") == "ingest") & (F.col("outcome") == "noop")).count()

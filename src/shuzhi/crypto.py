@@ -101,7 +101,7 @@ def with_protected_fields(df, entity, keyring: Keyring):
     ciphertext. Columns keep their delivered names; plaintext never leaves this transform."""
     from pyspark.sql import functions as F
 
-    from .standards import citizen_id_normalised
+    from .standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped
 
     for f in entity.tokenised_fields:
         if f.element.separator:
@@ -109,7 +109,9 @@ def with_protected_fields(df, entity, keyring: Keyring):
             toks = F.transform(parts, lambda p: hmac_token(citizen_id_normalised(p), keyring))
             df = df.withColumn(f.token_column, F.filter(toks, lambda t: t.isNotNull()))
         else:
-            df = df.withColumn(f.token_column, hmac_token(citizen_id_normalised(F.col(f.name)), keyring))
+            # staged: the stripped number is used many times by the lifting (check-digit sum)
+            df = df.withColumn("__id_s", citizen_id_stripped(F.col(f.name)))
+            df = df.withColumn(f.token_column, hmac_token(citizen_id_lifted(F.col("__id_s")), keyring)).drop("__id_s")
     for f in entity.encrypted_fields:
         df = df.withColumn(f.name, encrypt(F.col(f.name), keyring))
     return df.withColumn("_key_id", F.lit(keyring.key_id))

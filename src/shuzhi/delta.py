@@ -68,7 +68,7 @@ def clear_uncommitted_debris(path: Path | str) -> bool:
 
 def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str] = (),
                  stats_columns: Iterable[str] | None = None, append_only: bool = False,
-                 comment: str | None = None) -> None:
+                 comment: str | None = None, properties: dict[str, str] | None = None) -> None:
     """Create the Delta table at ``path`` if it does not exist (idempotent)."""
     from delta.tables import DeltaTable
 
@@ -86,6 +86,8 @@ def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str]
         b = b.property("delta.dataSkippingStatsColumns", ",".join(cols) if cols else "_none_")
     if append_only:
         b = b.property("delta.appendOnly", "true")
+    for k, v in (properties or {}).items():
+        b = b.property(k, v)
     if comment:
         b = b.comment(comment)
     try:
@@ -135,20 +137,24 @@ def read_table(spark, path: Path | str):
 def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str | None = None,
                 update_set: dict[str, str] | None = None, insert: bool = True, when_not_matched_by_source: tuple[str | None, dict[str, str]] | None = None,
                 txn: tuple[str, int] | None = None, partition_by: Sequence[str] = (),
-                stats_columns: Iterable[str] | None = None, comment: str | None = None) -> WriteResult:
+                stats_columns: Iterable[str] | None = None, comment: str | None = None,
+                deletion_vectors: bool = False) -> WriteResult:
     """``MERGE`` ``df`` (alias ``s``) into the Delta table at ``path`` (alias ``t``) on ``keys``.
 
     Matched rows are updated with all columns (or ``update_set``) when ``update_when`` holds; new keys
     are inserted; ``when_not_matched_by_source = (condition, {column: expression})`` updates target
     rows the source no longer has. ``txn`` makes the MERGE idempotent like ``write_table``: Delta
     records the transaction id (session confs ``spark.databricks.delta.write.txnAppId/txnVersion``)
-    in the same commit, and a committed id is skipped.
+    in the same commit, and a committed id is skipped. ``deletion_vectors`` (set at creation): an
+    updated row is marked deleted in its file and rewritten alone, instead of rewriting every file
+    the MERGE touches — so a small night costs in proportion to its rows, not to the table.
     """
     from delta.tables import DeltaTable
 
     spark = df.sparkSession
     path = str(path)
-    ensure_table(spark, path, df.schema, partition_by=partition_by, stats_columns=stats_columns, comment=comment)
+    ensure_table(spark, path, df.schema, partition_by=partition_by, stats_columns=stats_columns, comment=comment,
+                 properties={"delta.enableDeletionVectors": "true"} if deletion_vectors else None)
     if txn is not None:
         done = committed_txn_version(spark, path, txn[0])
         if done is not None and done >= txn[1]:

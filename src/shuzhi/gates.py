@@ -341,6 +341,22 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
         prior = (read_table(spark, results_path).filter((F.col("txn_id") == txn_id)).collect())
         return _raise_or_return(_outcome_from(prior, suite_name, f"{layer}.{table}", batch_date), settings,
                                 raise_on_critical)
+    if batch_date and not bcol and table_exists(spark, results_path):
+        # A whole-table gate (silver, gold) re-run for a night it judged before later nights
+        # moved the table on, so the verdict recorded for that night stands (re-judging today's
+        # table under an old batch date would answer a different question).
+        fp = suite_fingerprint(expectations)
+        prior = (read_table(spark, results_path)
+                 .filter((F.col("suite") == suite_name) & (F.col("batch_date") == F.lit(date.fromisoformat(batch_date)))
+                         & F.col("txn_id").endswith(f":{fp}")))
+        later = (read_table(spark, results_path).filter((F.col("suite") == suite_name)
+                                                         & (F.col("batch_date") > F.lit(date.fromisoformat(batch_date))))
+                 .limit(1).count())
+        latest = prior.agg(F.max("evaluated_at")).collect()[0][0] if later else None
+        if latest is not None:
+            rows = prior.filter(F.col("evaluated_at") == latest).collect()
+            return _raise_or_return(_outcome_from(rows, suite_name, f"{layer}.{table}", batch_date), settings,
+                                    raise_on_critical)
     df = augment(spark, settings, layer, table, df).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = df.count()
