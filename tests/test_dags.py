@@ -21,8 +21,19 @@ def test_dags_import_and_wiring(airflow_db):
     outlets = {a.name for a in police.get_task("ingest").outlets}
     assert outlets == {"bronze.police_population", "bronze.police_houses", "bronze.police_incidents"}
     life = bag.get_dag("shuzhi_lifecycle")
-    assert {t.task_id for t in life.tasks} >= {f"gate_bronze_{e.table_name}" for e in catalog().entities()} | {
-        "gate_bronze_quarantine"}
+    bronze_gates = {f"gate_bronze_{e.table_name}" for e in catalog().entities()} | {"gate_bronze_quarantine"}
+    silver_gates = {f"gate_silver_{e.table_name}" for e in catalog().entities()} | {
+        "gate_silver_quarantine", "gate_silver_findings", "gate_ops_conservation"}
+    gold_gates = {f"gate_gold_{t}" for t in ("conflicts", "person", "house", "event", "organisation")}
+    life_down = {t.task_id: set(t.downstream_task_ids) for t in life.tasks}
+    assert set(life_down) == bronze_gates | silver_gates | gold_gates | {"batch_date", "clean", "cross_verify"}
+    # bronze gates → clean → silver gates → cross-verify → gold gates: a failed gate stops what follows
+    assert all(life_down[g] == {"clean"} for g in bronze_gates)
+    assert life_down["clean"] == silver_gates
+    assert all(life_down[g] == {"cross_verify"} for g in silver_gates)
+    assert life_down["cross_verify"] == gold_gates
+    assert all(life_down[g] == set() for g in gold_gates)
+    assert {a.name for a in life.get_task("cross_verify").outlets} == {"gold.conflicts"}
 
 
 def test_dag_files_do_not_import_spark_or_gx_at_parse_time():

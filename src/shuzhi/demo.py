@@ -57,7 +57,8 @@ def run_demo(settings: Settings, *, residents: int = 20_000, nights: int = 3, st
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .generator import generate
-    from .exports import export_conflicts, export_quarantine
+    from .exports import (export_conflicts, export_quarantine, export_quarantine_summary, export_rules,
+                          rules_report, summary_path)
     from .reports import night_summary, render_summary
     from .scoring import score_night
     from .spark import get_spark
@@ -96,9 +97,12 @@ def run_demo(settings: Settings, *, residents: int = 20_000, nights: int = 3, st
     last = gen.nights[-1]
     n_c = export_conflicts(spark, settings, out / f"conflicts_{last}.csv", status="open")
     n_q = export_quarantine(spark, settings, out / f"quarantine_{last}.csv", night=last)
+    export_quarantine_summary(spark, settings, summary_path(out / f"quarantine_{last}.csv"), night=last)
+    export_rules(rules_report(spark, settings, last), out / f"rules_{last}.csv")
     console.print(f"exports for the office (UTF-8 with BOM, masked identity numbers): {n_c:,} open conflicts → "
                   f"{out / f'conflicts_{last}.csv'}; {n_q:,} quarantined records of {last} → "
-                  f"{out / f'quarantine_{last}.csv'}")
+                  f"{out / f'quarantine_{last}.csv'} (+ _summary by night/source/rule); rule catalogue with "
+                  f"tonight's hit counts → {out / f'rules_{last}.csv'}")
     failed = {n: {d: s for d, s in st.items() if s != "success"} for n, st in states.items()}
     failed = {n: v for n, v in failed.items() if v}
     if failed:
