@@ -4,7 +4,7 @@ local Spark session serves every task), then print what happened per night and s
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from .config import DAGS_DIR, Settings, load_yaml
 
