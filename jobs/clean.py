@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shuzhi.access import Reader, read
 from shuzhi.audit import audited
 from shuzhi.bronze import line_of
 from shuzhi.cleaning import person_hint, protect, region_table, silver_columns, standardise
@@ -178,7 +179,8 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         ok = std.filter(F.col("_quarantine").isNull())
         survivors, dup = dedupe(ok)
         silver_path = settings.table_path("silver", table)
-        current = read_table(spark, silver_path) if table_exists(spark, silver_path) else None
+        # what the lake holds of this table, hot and cold tiers together (shuzhi.access)
+        current = read(spark, settings, f"silver.{table}", reader=Reader.pipeline("clean"))
         states = classify_against_silver(survivors, current).persist(StorageLevel.MEMORY_AND_DISK)
         stale = states.filter(F.col("__state") == "stale").select(
             "_source", "_entity", "_batch_date", "_file", "_row", "record_id", F.lit("DUP_VERSION").alias("rule_id"),

@@ -27,22 +27,23 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shuzhi.access import Reader, read
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, decrypt, hmac_token
 from shuzhi.delta import merge_table, read_table, table_exists, table_version, write_table
 from shuzhi.rules import load_rules, precedence
+from shuzhi.schemas import catalog
 from shuzhi.standards import citizen_id_lifted, citizen_id_stripped
 
 log = logging.getLogger("shuzhi.verify")
 
 CONFLICTS = ("gold", "conflicts")
 THEMES = ("person", "house", "event", "organisation")
-PERSON_SOURCES = {"police": "police_population", "civil_affairs": "civil_affairs_assistance",
-                  "social_security": "social_security_insurance", "health": "health_residents"}
-ENTITY_OF = {"police_population": "police/population", "police_houses": "police/houses",
-             "police_incidents": "police/incidents", "civil_affairs_assistance": "civil_affairs/assistance",
-             "social_security_insurance": "social_security/insurance", "health_residents": "health/residents"}
+# from schemas/: the table of each department's records about a person (its ``citizen_id`` field),
+# and every silver table's ``source/entity`` (how the register names a record)
+PERSON_SOURCES = {e.source: e.table_name for e in catalog().entities() if e.person_id_field is not None}
+ENTITY_OF = {e.table_name: f"{e.source}/{e.name}" for e in catalog().entities()}
 
 
 @dataclass
@@ -73,9 +74,8 @@ def ref(table: str, rid_col: str = "record_id") -> F.Column:
 def load_silver(spark, settings: Settings, keyring: Keyring) -> dict[str, DataFrame]:
     """The silver tables the detectors need, with just the columns they use (L3 values decrypted
     in memory where a rule has to compare them)."""
-    def t(name):
-        p = settings.table_path("silver", name)
-        return read_table(spark, p) if table_exists(spark, p) else None
+    def t(name):   # hot and cold tiers together, the read logged (shuzhi.access)
+        return read(spark, settings, f"silver.{name}", reader=Reader.pipeline("verify"))
 
     out = {}
     pop = t("police_population")
@@ -585,8 +585,6 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
             obs = observed_conflicts(spark, s, bd, pending, run_id, stale).persist(StorageLevel.MEMORY_AND_DISK)
             res.findings = {r["rule_id"]: r["n"] for r in obs.groupBy("rule_id").agg(F.count("*").alias("n")).collect()}
             path = settings.table_path(*CONFLICTS)
-            before_open = (read_table(spark, path).filter(F.col("status") == "open").select("conflict_id")
-                           if table_exists(spark, path) else None)
             merge_table(obs, path, keys=["conflict_id"],
                         update_set={"last_seen": "s.last_seen", "status": "'open'", "resolved_on": "NULL",
                                     "record_refs": "s.record_refs", "departments": "s.departments",
@@ -603,7 +601,6 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
             res.open_total = reg.filter(F.col("status") == "open").count()
             res.opened = reg.filter(F.col("first_seen") == F.lit(bd)).count()
             res.resolved = reg.filter(F.col("resolved_on") == F.lit(bd)).count()
-            del before_open
             # theme tables
             person = person_theme(s, reg, bd).persist(StorageLevel.MEMORY_AND_DISK)
             themes = {"person": person}

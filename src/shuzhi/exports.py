@@ -133,6 +133,16 @@ def check_filters(kind: str, *, night: str | None = None, status: str | None = N
 
 # ---------------------------------------------------------------- CSV
 
+def _read_logged(spark, settings: Settings, table: str, **filters):
+    """Exports read through the read interface: each export is an access event (who, role, table,
+    the filters as its key range); the role defaults to the office's."""
+    from .access import Reader, read
+
+    key_range = " AND ".join(f"{k}={v}" for k, v in filters.items() if v is not None) or None
+    reader = Reader.from_env(role=os.environ.get("SHUZHI_ROLE") or "governance_office")
+    return read(spark, settings, table, reader=reader, describe=key_range)
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return ""
@@ -180,7 +190,7 @@ def export_conflicts(spark, settings: Settings, out: Path, *, night: str | None 
     from pyspark.sql import functions as F
 
     from .crypto import Keyring
-    from .delta import read_table, table_exists
+    from .delta import table_exists
     from .rules import load_rules
 
     check_filters("conflicts", night=night, status=status, rule=rule)
@@ -189,7 +199,7 @@ def export_conflicts(spark, settings: Settings, out: Path, *, night: str | None 
     rows: list = []
     if table_exists(spark, path):
         keyring = Keyring.load(settings.key_dir)
-        df = read_table(spark, path)
+        df = _read_logged(spark, settings, "gold.conflicts", night=night, status=status, rule=rule)
         if d is not None:
             df = df.filter(F.col("first_seen") <= F.lit(d))
         if status is not None:
@@ -222,7 +232,7 @@ def _quarantine_df(spark, settings: Settings, *, night: str | None, source: str 
     from pyspark.sql import functions as F
 
     from .crypto import Keyring
-    from .delta import read_table, table_exists
+    from .delta import table_exists
 
     d = parse_night(night)
     parts = []
@@ -230,7 +240,7 @@ def _quarantine_df(spark, settings: Settings, *, night: str | None, source: str 
         path = settings.table_path(layer, "quarantine")
         if not table_exists(spark, path):
             continue
-        df = read_table(spark, path)
+        df = _read_logged(spark, settings, f"{layer}.quarantine", night=night, source=source, rule=rule)
         if d is not None:
             df = df.filter(F.col("_batch_date") == F.lit(d))
         if source is not None:
@@ -303,14 +313,14 @@ def rules_report(spark, settings: Settings, night: str | None = None) -> list[di
     summed when None; 0 when the table does not exist yet)."""
     from pyspark.sql import functions as F
 
-    from .delta import read_table, table_exists
+    from .delta import table_exists
     from .rules import load_rules
 
     d = parse_night(night)
     hits: dict[str, int] = {}
     path = settings.table_path("ops", "rule_hits")
     if table_exists(spark, path):
-        df = read_table(spark, path)
+        df = _read_logged(spark, settings, "ops.rule_hits", night=night)
         if d is not None:
             df = df.filter(F.col("batch_date") == F.lit(d))
         hits = {r["rule_id"]: int(r["hits"] or 0)

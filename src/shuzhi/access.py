@@ -1,0 +1,98 @@
+"""The project's read interface: every read of the lake by a person or a job goes through ``read``,
+which sees one unified view over the hot and cold tiers and appends an access event (who, role,
+table, partition or key range, time) to ``ops.access_log`` (append-only). The tiering job counts
+these events per month partition to decide what stays hot.
+
+    >>> df = read(spark, settings, "silver.police_population", reader=Reader("li.wei", "governance_office"),
+    ...           months=["2024-03"])                                              # doctest: +SKIP
+
+Roles are those of ``conf/roles.yaml``; the pipeline reads as ``scheduler`` (its reads are logged
+but do not count as use when tiering).
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from .config import Settings, load_yaml
+from .delta import read_table, table_exists, write_table
+
+ACCESS_LOG = ("ops", "access_log")
+COLD = "cold"
+PIPELINE_ROLE = "scheduler"
+
+
+@dataclass(frozen=True)
+class Reader:
+    who: str
+    role: str
+
+    def __post_init__(self):
+        roles = load_yaml("roles.yaml")["roles"]
+        if self.role not in roles:
+            raise ValueError(f"unknown role {self.role!r}; conf/roles.yaml has {sorted(roles)}")
+
+    @classmethod
+    def from_env(cls, who: str | None = None, role: str | None = None) -> "Reader":
+        return cls(who or os.environ.get("SHUZHI_USER") or getpass.getuser(),
+                   role or os.environ.get("SHUZHI_ROLE") or "data_engineer")
+
+    @classmethod
+    def pipeline(cls, job: str) -> "Reader":
+        return cls(f"job:{job}", PIPELINE_ROLE)
+
+
+def _schema():
+    from pyspark.sql import types as T
+
+    s = T.StringType()
+    return T.StructType([T.StructField("event_id", s, False), T.StructField("at", T.TimestampType(), False),
+                         T.StructField("who", s, False), T.StructField("role", s, False),
+                         T.StructField("table", s, False), T.StructField("partition", s),
+                         T.StructField("key_range", s)])
+
+
+def log_access(spark, settings: Settings, reader: Reader, table: str, *, partition: str | None = None,
+               key_range: str | None = None, at: datetime | None = None) -> None:
+    """Append one access event (``partition``: months read, ``*`` for all; ``key_range``: the filter)."""
+    row = dict(event_id=uuid.uuid4().hex, at=at or datetime.now(), who=reader.who, role=reader.role, table=table,
+               partition=partition, key_range=key_range)
+    write_table(spark.createDataFrame([row], _schema()), settings.table_path(*ACCESS_LOG), mode="append",
+                append_only=True, partition_by=[], comment="every read through shuzhi.access.read (append-only)")
+
+
+def unified(spark, settings: Settings, layer: str, name: str):
+    """One view over the hot table and its cold tier (silver tables only have one): a record in
+    both (a newer version arrived after it went cold) is read from hot. None if neither exists."""
+    hot_p = settings.table_path(layer, name)
+    hot = read_table(spark, hot_p) if table_exists(spark, hot_p) else None
+    cold_p = settings.table_path(COLD, name)
+    if layer != "silver" or not table_exists(spark, cold_p):
+        return hot
+    cold = read_table(spark, cold_p).drop("_month")
+    if hot is None:
+        return cold
+    return hot.unionByName(cold.join(hot.select("record_id"), "record_id", "left_anti"))
+
+
+def read(spark, settings: Settings, table: str, *, reader: Reader, months: list[str] | None = None,
+         where: str | None = None, describe: str | None = None):
+    """Read ``<layer>.<name>`` (hot and cold, unified), optionally only some months of its
+    lifecycle date and rows matching ``where``, and log the access (``describe``: the key range to
+    log when the caller filters afterwards). None if the table does not exist."""
+    layer, name = table.split(".", 1)
+    df = unified(spark, settings, layer, name)
+    if df is None:
+        return None
+    if months:
+        from .lifecycle import month_of
+
+        df = df.filter(month_of(df, layer, name, settings).isin(list(months)))
+    if where:
+        df = df.filter(where)
+    log_access(spark, settings, reader, table, partition=",".join(sorted(months)) if months else "*",
+               key_range=describe or where)
+    return df
