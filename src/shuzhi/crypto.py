@@ -115,3 +115,30 @@ def with_protected_fields(df, entity, keyring: Keyring):
     for f in entity.encrypted_fields:
         df = df.withColumn(f.name, encrypt(F.col(f.name), keyring))
     return df.withColumn("_key_id", F.lit(keyring.key_id))
+
+
+CERTIFICATE_KEY_FILE = "certificate.key"
+
+
+def certificate_key(key_dir: Path) -> bytes:
+    """The destruction-certificate key: separate from the keyring (a certificate's digests must not
+    be the lake's join tokens, which the destruction scan demands to be gone). Created on first use,
+    mode 0600, never replaced."""
+    path = Path(key_dir) / CERTIFICATE_KEY_FILE
+    if not path.is_file():
+        Path(key_dir).mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)     # atomic create-if-absent: a concurrent creator's key wins, ours is dropped
+        except FileExistsError:
+            pass
+        os.unlink(tmp)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def certificate_digest(key: bytes, value: str) -> str:
+    """One-way digest of a destroyed record's key for the certificate (HMAC-SHA256 hex)."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()

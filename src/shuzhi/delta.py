@@ -10,6 +10,7 @@ that the table has already committed is skipped, so a re-run adds no data versio
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
@@ -22,6 +23,21 @@ class WriteResult:
     path: str
     version: int          # table version after the call
     skipped: bool         # True when the txn id was already committed (idempotent re-run)
+
+
+@contextmanager
+def parquet_codec(spark, codec: str | None):
+    """Write Parquet with ``codec`` (e.g. ``zstd`` for the cold tier) inside the block only."""
+    key = "spark.sql.parquet.compression.codec"
+    if codec is None:
+        yield
+        return
+    before = spark.conf.get(key)
+    spark.conf.set(key, codec)
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
 
 
 def table_exists(spark, path: Path | str) -> bool:
@@ -179,3 +195,16 @@ def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str |
             conf.unset("spark.databricks.delta.write.txnAppId")
             conf.unset("spark.databricks.delta.write.txnVersion")
     return WriteResult(path, table_version(spark, path), skipped=False)
+
+
+def delete_matching(spark, path: Path | str, doomed, keys: Sequence[str]) -> int:
+    """Delete the target rows matching ``doomed`` on ``keys`` (null-safe) with one MERGE."""
+    from delta.tables import DeltaTable
+
+    doomed = doomed.select(*keys).distinct()
+    if doomed.isEmpty():
+        return 0
+    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    DeltaTable.forPath(spark, str(path)).alias("t").merge(doomed.alias("s"), cond).whenMatchedDelete().execute()
+    metrics = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["operationMetrics"] or {}
+    return int(metrics.get("numTargetRowsDeleted", 0))

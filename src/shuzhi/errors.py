@@ -27,3 +27,7 @@ class ConservationError(ShuzhiError):
 
 class GateFailed(ShuzhiError):
     """A critical expectation failed; downstream must not run."""
+
+
+class DestructionNotProven(ShuzhiError):
+    """The scan after a destruction found a destroyed person's data under the lake root."""

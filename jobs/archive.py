@@ -1,0 +1,164 @@
+"""Archive: records past their archive age (``conf/retention.yaml``) and under no legal hold leave
+the live tables for the archive zone; ``restore`` brings a batch back as queryable tables.
+
+    spark-submit jobs/archive.py --as-of 2031-12-01
+    spark-submit jobs/archive.py --restore 2031-12-01
+
+One batch per ``--as-of``: the silver record and every bronze version of it, as zstd Parquet,
+with a manifest (tables, months of the lifecycle date, row counts, sha256 of every file) —
+see ``shuzhi.archive``. Crash-safe: copy into staging, read the counts back, commit the manifest,
+move the batch into place, and only then delete from the live tables (MERGE on the keys the batch
+holds). A re-run with the batch in place only finishes those deletes; with nothing due, it is a
+no-op. The gold tables drop archived records when they are rebuilt the next night.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+
+from pyspark.sql import functions as F
+
+from shuzhi.access import COLD
+from shuzhi.archive import (MANIFEST, archive_root, clear_debris, commit_manifest, staging_root, table_entry,
+                            verify_batch, write_dataset)
+from shuzhi.audit import audited
+from shuzhi.config import Settings
+from shuzhi.crypto import Keyring
+from shuzhi.delta import delete_matching, table_exists, write_table
+from shuzhi.lifecycle import ROW_KEY, entity_ref, read_if_exists, select_records
+from shuzhi.retention import Policy, load_policy
+
+log = logging.getLogger("shuzhi.archive")
+RESTORED = "restored"      # jobs/destroy.py covers these tables too
+
+
+@dataclass
+class ArchiveResult:
+    as_of: str
+    status: str                                          # archived | noop
+    batch_id: str | None = None
+    archived: dict[str, int] = field(default_factory=dict)   # layer.table → rows in the batch
+    removed: dict[str, int] = field(default_factory=dict)    # layer.table → rows deleted from live this run
+    held_records: int = 0
+
+
+def keys_of(table: str) -> list[str]:
+    return ["record_id"] if table.startswith("silver.") else ROW_KEY
+
+
+def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, keyring: Keyring | None = None,
+        policy: Policy | None = None) -> ArchiveResult:
+    keyring = keyring or Keyring.load(settings.key_dir)
+    policy = policy or load_policy()
+    day = date.fromisoformat(as_of)
+    res = ArchiveResult(as_of, "archived", batch_id=as_of)
+    batch_dir = archive_root(settings) / as_of
+    with audited(spark, settings, stage="archive", source=None, batch_date=as_of, run_id=run_id or uuid.uuid4().hex) \
+            as audit:
+        clear_debris(settings)
+        if not (batch_dir / MANIFEST).is_file():
+            sel = select_records(spark, settings, day, policy, keyring, "archive")
+            if sel is None or sel.selected.isEmpty():
+                res.status, res.batch_id, audit.outcome = "noop", None, "noop"
+                audit.detail = f"nothing past its archive age at {as_of}"
+                return res
+            res.held_records = sel.held_records
+            stage = staging_root(settings) / as_of
+            manifest = {"batch_id": as_of, "as_of": as_of, "created_at": datetime.now().isoformat(timespec="seconds"),
+                        "policy": "conf/retention.yaml", "tables": {}}
+            for t, df in sel.silver.items():
+                chosen = sel.selected.filter(F.col("table") == t)
+                months = sorted(r[0] for r in chosen.select("month").distinct().collect() if r[0])
+                rows = df.join(chosen.select("record_id"), "record_id", "left_semi")
+                n = rows.count()
+                if not n:
+                    continue
+                folder = stage / f"silver.{t}"
+                manifest["tables"][f"silver.{t}"] = table_entry(spark, folder, write_dataset(rows.coalesce(1), folder),
+                                                                n, months)
+                b = read_if_exists(spark, settings, "bronze", t)
+                if b is not None:
+                    e = sel.entities[t]
+                    bro = (b.withColumn("__ref", entity_ref(e, e.record_id))
+                           .join(chosen.select(F.col("ref").alias("__ref")), "__ref", "left_semi").drop("__ref"))
+                    nb = bro.count()
+                    if nb:
+                        folder = stage / f"bronze.{t}"
+                        manifest["tables"][f"bronze.{t}"] = table_entry(spark, folder,
+                                                                        write_dataset(bro.coalesce(1), folder), nb,
+                                                                        months)
+            commit_manifest(stage, manifest)
+            batch_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage, batch_dir)          # the batch appears whole, or not at all
+        m = verify_batch(settings, as_of, spark)
+        for table, entry in m["tables"].items():
+            res.archived[table] = entry["rows"]
+            layer, name = table.split(".", 1)
+            path = settings.table_path(layer, name)
+            paths = [path] + ([settings.table_path(COLD, name)] if layer == "silver" else [])
+            for p in paths:
+                if entry["files"] and table_exists(spark, p):
+                    held = spark.read.parquet(str(batch_dir / table))
+                    n = delete_matching(spark, p, held, keys_of(table))
+                    if n:
+                        key = table if p == path else f"{COLD}.{name}"
+                        res.removed[key] = res.removed.get(key, 0) + n
+        audit.rows_in = sum(res.archived.values())
+        audit.detail = json.dumps({"batch": as_of, "archived": res.archived, "removed": res.removed})[:4000]
+    return res
+
+
+def restore(spark, settings: Settings, batch_id: str) -> dict[str, int]:
+    """Verify a batch against its manifest (every sha256, every count), then load each of its
+    tables into ``<lake>/restored/<batch>__<layer>__<name>`` (Delta, queryable). Returns rows per
+    table. Idempotent: a restored table is rebuilt whole."""
+    m = verify_batch(settings, batch_id, spark)
+    out = {}
+    with audited(spark, settings, stage="restore", source=None, batch_date=None) as audit:
+        for table, entry in m["tables"].items():
+            if not entry["files"]:
+                continue
+            df = spark.read.parquet(str(archive_root(settings) / batch_id / table))
+            target = settings.table_path(RESTORED, f"{batch_id}__{table.replace('.', '__')}")
+            write_table(df, target, mode="snapshot", stats_columns=[c for c in df.columns if c in ROW_KEY + [
+                "record_id"]], comment=f"restored from archive batch {batch_id} ({table}); verified against its manifest")
+            n = spark.read.format("delta").load(str(target)).count()
+            if n != entry["rows"]:
+                raise RuntimeError(f"restore {batch_id} {table}: {n} rows loaded, manifest says {entry['rows']}")
+            out[table] = n
+        audit.rows_in = sum(out.values())
+        audit.detail = json.dumps({"batch": batch_id, "restored": out})
+    return out
+
+
+def summary(res: ArchiveResult) -> dict:
+    return {"stage": "archive", **asdict(res)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--as-of")
+    g.add_argument("--restore", metavar="BATCH_ID")
+    p.add_argument("--run-id")
+    a = p.parse_args(argv)
+    from shuzhi.spark import get_spark
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.load()
+    spark = get_spark(settings, "archive")
+    if a.restore:
+        print(json.dumps({"stage": "restore", "batch": a.restore, "tables": restore(spark, settings, a.restore)}))
+    else:
+        print(json.dumps(summary(run(spark, settings, a.as_of, run_id=a.run_id)), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

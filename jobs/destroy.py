@@ -1,0 +1,443 @@
+"""Destroy: remove every record past its destruction age (and not under a legal hold) from every
+place the lake holds it, prove it with a byte scan of the whole lake, and certify it.
+
+    spark-submit jobs/destroy.py --as-of 2056-12-01
+
+Policy: ``conf/retention.yaml`` (classes, clocks, holds). The unit is the record of a SPEC entity
+(silver, keyed ``source/entity/record_id``): it is due when its clock plus its class's
+``destroy_after`` is on or before ``--as-of``, and destroyed unless a hold covers it or a person it
+names. With it go its bronze versions, its corrections log, its quarantined versions, the gold rows
+built from it, and — for a person no surviving row names any more (a *destroyed person*) — the
+person's golden record and conflicts. Rows of the quarantine tables (and bronze versions that never
+became live) run on the ``quarantine`` class by the night they were delivered.
+
+Then physically: deletion vectors purged (``REORG … APPLY (PURGE)``), old versions and
+change-data files removed (``VACUUM`` with Delta's retention check overridden in this job only),
+and every byte under the lake root scanned for the destroyed persons' identity numbers, names,
+tokens and the ciphertexts the destroyed rows held (``shuzhi.scan.scan_destroyed``). A
+certificate goes into ``ops.destruction_certificates`` (append-only): a ``started`` row before the
+first delete, a ``completed`` (or ``failed``) row after the scan. A finding fails the job.
+
+Crash safety: silver, from which the plan is computed, is deleted last, so a re-run recomputes
+the same plan; the scan's fingerprints are kept (encrypted with the certificate key, outside the
+lake) in ``$SHUZHI_HOME/destruction/`` until the certificate is complete. Re-running after
+completion finds nothing due: no write, no certificate.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from shuzhi.access import COLD
+from shuzhi.archive import archive_root, batches, clear_debris, read_manifest, rewrite_without
+from shuzhi.audit import audited
+from shuzhi.config import CONF_DIR, Settings
+from shuzhi.crypto import Keyring, certificate_digest, certificate_key, decrypt
+from shuzhi.delta import delete_matching, read_table, table_exists, write_table
+from shuzhi.errors import DestructionNotProven
+from shuzhi.lifecycle import ROW_KEY, entity_ref, read_if_exists, select_records, tokens_of
+from shuzhi.retention import Policy, lake_tables, load_policy
+from shuzhi.scan import scan_destroyed
+
+log = logging.getLogger("shuzhi.destroy")
+
+CERTIFICATES = ("ops", "destruction_certificates")
+RESTORED = "restored"      # jobs/archive.py restores batches into <lake>/restored/<batch>__<layer>__<table>
+
+
+@dataclass
+class DestroyResult:
+    as_of: str
+    status: str                                   # destroyed | noop | failed
+    certificate_id: str | None = None
+    records: dict[str, int] = field(default_factory=dict)        # silver table → records destroyed
+    persons: int = 0                                             # persons no surviving row names
+    held_records: int = 0
+    rows_deleted: dict[str, int] = field(default_factory=dict)   # layer.table → rows deleted this run
+    tables_vacuumed: list[str] = field(default_factory=list)
+    files_scanned: int = 0
+    findings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- I/O shell
+
+def _certificate_schema() -> T.StructType:
+    s, L = T.StringType(), T.LongType()
+    return T.StructType([
+        T.StructField("certificate_id", s, False), T.StructField("phase", s, False),
+        T.StructField("as_of", T.DateType(), False), T.StructField("rule", s),
+        T.StructField("classes", s), T.StructField("holds", T.ArrayType(s)),
+        T.StructField("records", L), T.StructField("persons", L),
+        T.StructField("tables", T.ArrayType(T.StructType([
+            T.StructField("table", s), T.StructField("rows_deleted", L), T.StructField("state", s),
+            T.StructField("log_entries_until", T.DateType())]))),
+        T.StructField("record_digests", T.ArrayType(s)), T.StructField("person_digests", T.ArrayType(s)),
+        T.StructField("verification", s), T.StructField("files_scanned", L), T.StructField("findings", L),
+        T.StructField("run_id", s), T.StructField("started_at", T.TimestampType()),
+        T.StructField("ended_at", T.TimestampType()),
+    ])
+
+
+def _policy_digest() -> str:
+    return "conf/retention.yaml sha256:" + hashlib.sha256((CONF_DIR / "retention.yaml").read_bytes()).hexdigest()[:16]
+
+
+def _binary_values(df: DataFrame) -> list[bytes]:
+    cols = [c for c, t in df.dtypes if t == "binary"]
+    if not cols:
+        return []
+    vals = df.select(F.explode(F.array(*[F.col(c) for c in cols])).alias("b")).filter("b IS NOT NULL")
+    return [bytes(r["b"]) for r in vals.collect()]
+
+
+class _Workfile:
+    """The scan's fingerprints, encrypted with the certificate key, outside the lake, kept only
+    until the certificate is complete (so a re-run after a crash still scans for everything)."""
+
+    def __init__(self, settings: Settings, cert_key: bytes, as_of: str):
+        self.path = settings.home / "destruction" / f"{as_of}.fp"
+        self.key = hashlib.sha256(b"shuzhi-destruction-workfile" + cert_key).digest()
+
+    def load(self) -> dict:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not self.path.is_file():
+            return {"ids": [], "names": [], "strings": [], "blobs": [], "certificate_id": None}
+        raw = self.path.read_bytes()
+        return json.loads(AESGCM(self.key).decrypt(raw[:12], raw[12:], None))
+
+    def save(self, fp: dict) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        nonce = os.urandom(12)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(nonce + AESGCM(self.key).encrypt(nonce, json.dumps(fp).encode(), None))
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _physical_debris(spark, path: Path) -> tuple[bool, bool]:
+    """(deletion vectors on disk, files on disk the current version does not use)."""
+    folder = Path(str(path))
+    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
+               and "_delta_log" not in p.parts and not p.name.startswith(".") and p.suffix in (".parquet", ".bin")}
+    dvs = any(p.endswith(".bin") for p in on_disk)
+    from urllib.parse import unquote
+
+    used = {unquote(f).split(str(folder) + "/", 1)[-1] for f in read_table(spark, path).inputFiles()}
+    garbage = any(p not in used for p in on_disk if p.endswith(".parquet"))
+    return dvs, garbage
+
+
+def _purge_and_vacuum(spark, path: Path, retain_hours: int) -> bool:
+    """REORG … APPLY (PURGE) where deletion vectors exist, then VACUUM with the retention check
+    off for this call only. Returns whether anything was done (a clean table is left alone, so a
+    re-run adds no version)."""
+    from delta.tables import DeltaTable
+
+    dvs, garbage = _physical_debris(spark, path)
+    if dvs:
+        spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+        garbage = True
+    if not garbage:
+        return False
+    key = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(key, "true")
+    spark.conf.set(key, "false")
+    try:
+        DeltaTable.forPath(spark, str(path)).vacuum(retain_hours)
+    finally:
+        spark.conf.set(key, before)
+    return True
+
+
+def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, keyring: Keyring | None = None,
+        policy: Policy | None = None) -> DestroyResult:
+    keyring = keyring or Keyring.load(settings.key_dir)
+    policy = policy or load_policy()
+    run_id = run_id or uuid.uuid4().hex
+    day = date.fromisoformat(as_of)
+    res = DestroyResult(as_of, "destroyed")
+    cert_key = certificate_key(settings.key_dir)
+    work = _Workfile(settings, cert_key, as_of)
+    with audited(spark, settings, stage="destroy", source=None, batch_date=as_of, run_id=run_id) as audit:
+        sel = select_records(spark, settings, day, policy, keyring, "destroy", with_archive=True)
+        if sel is None:
+            res.status, audit.outcome, audit.detail = "noop", "noop", "no silver tables"
+            return res
+        entities, silver, refs, doomed = sel.entities, sel.silver, sel.refs, sel.selected
+        res.records = {r["table"]: r["n"] for r in doomed.groupBy("table").agg(F.count("*").alias("n")).collect()}
+        res.held_records = sel.held_records
+        live = (refs.join(doomed.select("ref"), "ref", "left_anti").select("table", "record_id", "ref", "tokens")
+                .localCheckpoint(eager=True))
+        q_cut = policy.table_class("silver.quarantine").destroy_cutoff(day)
+        doomed_refs = doomed.select("ref")
+
+        # what each table loses (computed before any delete; silver last)
+        plan: list[tuple[str, str, DataFrame, list[str]]] = []      # (layer, name, doomed rows, keys)
+        surviving_tokens = [live.select(F.explode("tokens").alias("token"))]
+        for t, e in entities.items():
+            b = read_if_exists(spark, settings, "bronze", t)
+            if b is None:
+                continue
+            rid = e.record_id
+            bref = b.withColumn("__ref", entity_ref(e, rid))
+            live_t = live.filter(F.col("table") == t).select(F.col("ref").alias("__ref"))
+            gone = (bref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")
+                    .unionByName(bref.filter(F.col("_batch_date") <= F.lit(q_cut)).join(live_t, "__ref", "left_anti")))
+            plan.append(("bronze", t, gone, ROW_KEY))
+            surviving_tokens.append(bref.join(gone.select(*ROW_KEY), ROW_KEY, "left_anti")
+                                    .select(F.explode(tokens_of(b)).alias("token")))
+        sq = read_if_exists(spark, settings, "silver", "quarantine")
+        if sq is not None:
+            sref = sq.withColumn("__ref", F.concat_ws("/", "_source", "_entity", "record_id"))
+            gone = (sref.filter(F.col("_batch_date") <= F.lit(q_cut))
+                    .unionByName(sref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")))
+            plan.append(("silver", "quarantine", gone, ["_source"] + ROW_KEY))
+            surviving_tokens.append(sref.join(gone.select("_source", *ROW_KEY), ["_source"] + ROW_KEY, "left_anti")
+                                    .select(F.col("citizen_id__tok").alias("token")))
+        surv = surviving_tokens[0]
+        for s_ in surviving_tokens[1:]:
+            surv = surv.unionByName(s_)
+        persons = (doomed.select(F.explode("tokens").alias("token")).distinct()
+                   .join(surv.filter("token IS NOT NULL").distinct(), "token", "left_anti")
+                   .localCheckpoint(eager=True))
+        bq = read_if_exists(spark, settings, "bronze", "quarantine")
+        if bq is not None:
+            bq_cut = policy.table_class("bronze.quarantine").destroy_cutoff(day)
+            plan.append(("bronze", "quarantine", bq.filter(F.col("_batch_date") <= F.lit(bq_cut)),
+                         ["_source"] + ROW_KEY))
+        fi = read_if_exists(spark, settings, "silver", "findings")
+        if fi is not None:
+            fref = fi.withColumn("__ref", F.concat_ws("/", "_source", "_entity", "record_id"))
+            live_all = live.select(F.col("ref").alias("__ref"))
+            gone = (fref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")
+                    .unionByName(fref.filter(F.col("_batch_date") <= F.lit(q_cut)).join(live_all, "__ref", "left_anti")))
+            plan.append(("silver", "findings", gone, ["_batch_date", "_source", "_entity", "record_id"]))
+        tok = persons.select(F.col("token").alias("__t"))
+        for name in ("conflicts", "person", "house", "event"):
+            g = read_if_exists(spark, settings, "gold", name)
+            if g is None:
+                continue
+            if name == "conflicts":
+                refs_arr = doomed_refs.agg(F.collect_set("ref").alias("__refs"))
+                gone = (g.join(tok, g["person_token"] == tok["__t"], "left_semi")
+                        .unionByName(g.crossJoin(refs_arr).filter(F.arrays_overlap("record_refs", "__refs"))
+                                     # an open conflict about a person stays: it holds that person
+                                     .filter(~((F.col("status") == "open") & F.col("person_token").isNotNull()))
+                                     .drop("__refs")))
+                plan.append(("gold", name, gone, ["conflict_id"]))
+            elif name == "person":
+                # a golden record copies its values from the source records: one that drew on a
+                # destroyed record goes too (the person's surviving records rebuild it next night)
+                named = doomed.select(F.explode("tokens").alias("__t")).distinct()
+                plan.append(("gold", name, g.join(named, g["person_token"] == named["__t"], "left_semi"),
+                             ["person_token"]))
+            else:
+                table = {"house": "police_houses", "event": "police_incidents"}[name]
+                ids = doomed.filter(F.col("table") == table).select(F.col("record_id").alias("__rid"))
+                gone = g.join(ids, g["record_id"] == ids["__rid"], "left_semi")
+                if name == "house":
+                    gone = gone.unionByName(g.join(tok, g["owner_token"] == tok["__t"], "left_semi"))
+                else:
+                    t_arr = persons.agg(F.collect_set("token").alias("__ts"))
+                    gone = gone.unionByName(g.crossJoin(t_arr).filter(F.arrays_overlap("person_tokens", "__ts"))
+                                            .drop("__ts"))
+                plan.append(("gold", name, gone, ["record_id"]))
+        for t in silver:
+            ids = doomed.filter(F.col("table") == t).select("record_id")
+            if table_exists(spark, settings.table_path(COLD, t)):
+                plan.append((COLD, t, ids, ["record_id"]))
+            plan.append(("silver", t, ids, ["record_id"]))
+        # copies restored from the archive for querying go the same way as their batch
+        for layer, name in lake_tables(settings.lake):
+            if layer != RESTORED or name.count("__") < 2:
+                continue
+            _, src_layer, t = name.split("__", 2)
+            r = read_if_exists(spark, settings, layer, name)
+            if r is None or t not in entities:
+                continue
+            if src_layer == "silver":
+                plan.insert(0, (layer, name, r.join(doomed.filter(F.col("table") == t).select("record_id"),
+                                                    "record_id", "left_semi"), ["record_id"]))
+            else:
+                e = entities[t]
+                gone = (r.withColumn("__ref", entity_ref(e, e.record_id))
+                        .join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi").drop("__ref"))
+                plan.insert(0, (layer, name, gone, ROW_KEY))
+        # the archive zone: each batch's copy of the records, rewritten without the destroyed
+        clear_debris(settings)
+        arch_plan: list[tuple[str, str, DataFrame, list[str]]] = []   # (batch, layer.table, doomed rows, keys)
+        archived_silver: dict[str, list[DataFrame]] = {}
+        for b in batches(settings):
+            for table, entry in read_manifest(settings, b)["tables"].items():
+                layer, name = table.split(".", 1)
+                if not entry["files"] or name not in entities:
+                    continue
+                df = spark.read.parquet(str(archive_root(settings) / b / table))
+                if layer == "silver":
+                    gone = df.join(doomed.filter(F.col("table") == name).select("record_id"), "record_id", "left_semi")
+                    arch_plan.append((b, table, gone, ["record_id"]))
+                    archived_silver.setdefault(name, []).append(gone)
+                else:
+                    e = entities[name]
+                    aref = df.withColumn("__ref", entity_ref(e, e.record_id))
+                    gone = aref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi").drop("__ref")
+                    arch_plan.append((b, table, gone, ROW_KEY))
+
+        fp = work.load()
+        n_persons = persons.count()
+        res.persons = n_persons
+        planned = any(not gone.isEmpty() for _, _, gone, _ in plan + arch_plan)
+        if not planned and fp["certificate_id"] is None:
+            res.status, audit.outcome = "noop", "noop"
+            audit.detail = f"nothing past its destruction age at {as_of} (held: {res.held_records})"
+            return res
+
+        # fingerprints for the scan (before the first delete) and the certificate's digests
+        started = datetime.now()
+        pid_col = {t: e.person_id_field for t, e in entities.items()}
+        ids, names, strings, blobs = set(fp["ids"]), set(fp["names"]), set(fp["strings"]), set()
+        blobs |= {bytes.fromhex(b) for b in fp["blobs"]}
+        person_digests = []
+        sources = [(t, df.join(doomed.filter(F.col("table") == t).select("record_id"), "record_id", "left_semi"))
+                   for t, df in silver.items()] + [(t, g) for t, gs in archived_silver.items() for g in gs]
+        for t, d in sources:
+            if pid_col.get(t) is not None and "name" in d.columns:
+                rows = (d.join(persons.withColumnRenamed("token", "citizen_id__tok"), "citizen_id__tok", "left_semi")
+                        .select(decrypt(F.col("citizen_id"), keyring).alias("i"), decrypt(F.col("name"), keyring)
+                                .alias("n"), "person_hint").collect())
+                ids |= {r["i"] for r in rows if r["i"]}
+                names |= {r["n"] for r in rows if r["n"]}
+                hints = {r["person_hint"] for r in rows if r["person_hint"]}
+                strings |= hints
+        if strings and silver:   # a digest the destroyed share with a surviving record is not theirs alone
+            hint_set = list(strings)
+            for t, df in silver.items():
+                if "person_hint" in df.columns:
+                    alive = df.join(doomed.filter(F.col("table") == t).select("record_id"), "record_id", "left_anti")
+                    strings -= {r[0] for r in alive.filter(F.col("person_hint").isin(hint_set))
+                                .select("person_hint").distinct().collect()}
+        strings |= {r["token"] for r in persons.collect()}
+        for _, _, gone, _ in plan + arch_plan:
+            blobs |= set(_binary_values(gone))
+        person_digests = sorted({certificate_digest(cert_key, i) for i in ids})
+        record_digests = sorted(certificate_digest(cert_key, r["ref"]) for r in doomed.select("ref").collect())
+        cert_id = fp["certificate_id"] or hashlib.sha256(
+            (as_of + "|" + "|".join(record_digests)).encode()).hexdigest()[:24]
+        work.save({"ids": sorted(ids), "names": sorted(names), "strings": sorted(strings),
+                   "blobs": sorted(b.hex() for b in blobs), "certificate_id": cert_id})
+        res.certificate_id = cert_id
+        cert_path = settings.table_path(*CERTIFICATES)
+        classes = json.dumps({k: asdict(v) for k, v in policy.classes.items()}, ensure_ascii=False)
+        already = (table_exists(spark, cert_path) and not read_table(spark, cert_path)
+                   .filter((F.col("certificate_id") == cert_id) & (F.col("phase") == "started")).isEmpty())
+        if not already:
+            write_table(spark.createDataFrame([dict(
+                certificate_id=cert_id, phase="started", as_of=day, rule=_policy_digest(), classes=classes,
+                holds=[h.id for h in policy.holds], records=len(record_digests), persons=n_persons, tables=[],
+                record_digests=record_digests, person_digests=person_digests, verification="pending",
+                files_scanned=None, findings=None, run_id=run_id, started_at=started, ended_at=None)],
+                _certificate_schema()), cert_path, mode="append", append_only=True,
+                comment="destruction certificates (append-only): started / completed rows per destruction")
+
+        # logical erasure: every place, silver last
+        for b, table, gone, keys in arch_plan:
+            n = rewrite_without(spark, settings, b, table, gone, keys)
+            if n:
+                res.rows_deleted[f"archive/{b}/{table}"] = n
+        for layer, name, gone, keys in plan:
+            n = delete_matching(spark, settings.table_path(layer, name), gone, keys)
+            if n:
+                res.rows_deleted[f"{layer}.{name}"] = n
+                log.info("destroy %s: %d rows deleted from %s.%s", as_of, n, layer, name)
+        # physical erasure: deletion vectors, old versions, change data — every table of the lake
+        for layer, name in lake_tables(settings.lake):
+            if (layer, name) == CERTIFICATES:
+                continue
+            if _purge_and_vacuum(spark, settings.table_path(layer, name), policy.vacuum_retain_hours):
+                res.tables_vacuumed.append(f"{layer}.{name}")
+        # proof
+        findings, res.files_scanned = scan_destroyed(settings.lake, ids=ids, names=names, strings=strings,
+                                                     blobs=blobs)
+        res.findings = [str(f) for f in findings[:200]]
+        def folder(t: str) -> str:
+            return t if t.startswith("archive/") else t.replace(".", "/", 1)
+
+        def erased(t: str) -> str:
+            return ("logically erased" if any(f.file.startswith(folder(t) + "/") for f in findings)
+                    else "physically erased")
+
+        log_until = day.today() + _log_days(policy.log_retention)
+        tables = [dict(table=t, rows_deleted=n,
+                       state=erased(t),
+                       log_entries_until=log_until) for t, n in sorted(res.rows_deleted.items())]
+        ok = not findings
+        write_table(spark.createDataFrame([dict(
+            certificate_id=cert_id, phase="completed" if ok else "failed", as_of=day, rule=_policy_digest(),
+            classes=classes, holds=[h.id for h in policy.holds], records=len(record_digests), persons=n_persons,
+            tables=tables, record_digests=[], person_digests=[],
+            verification=(f"passed: 0 findings in {res.files_scanned} files under the lake root" if ok else
+                          f"FAILED: {len(findings)} findings, e.g. {findings[0]}"),
+            files_scanned=res.files_scanned, findings=len(findings), run_id=run_id, started_at=started,
+            ended_at=datetime.now())], _certificate_schema()), cert_path, mode="append", append_only=True)
+        audit.rows_in = sum(res.records.values())
+        audit.detail = json.dumps({"certificate": cert_id, "persons": n_persons, "rows_deleted": res.rows_deleted},
+                                  ensure_ascii=False)[:4000]
+        if not ok:
+            res.status = "failed"
+            raise DestructionNotProven(
+                f"destruction as of {as_of} (certificate {cert_id}) not proven: {len(findings)} findings under "
+                f"{settings.lake}: " + "; ".join(res.findings[:10]))
+        work.remove()
+    return res
+
+
+def _log_days(interval: str) -> timedelta:
+    parts = interval.split()
+    n = int(parts[1]) if parts[0] == "interval" else int(parts[0])
+    return timedelta(days=n)
+
+
+def summary(res: DestroyResult) -> dict:
+    return {"stage": "destroy", **asdict(res)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--as-of", required=True)
+    p.add_argument("--run-id")
+    a = p.parse_args(argv)
+    from shuzhi.spark import get_spark
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.load()
+    try:
+        res = run(get_spark(settings, "destroy"), settings, a.as_of, run_id=a.run_id)
+    except DestructionNotProven as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 5
+    print(json.dumps(summary(res), ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

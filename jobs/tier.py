@@ -1,0 +1,146 @@
+"""Tiering: place each month of each silver table (by its records' lifecycle date) in the hot or
+the cold tier, from its age and how often people read it (``ops.access_log``).
+
+    spark-submit jobs/tier.py --as-of 2028-06-01
+
+A month past its class's ``cold_after`` (``conf/retention.yaml``) with fewer than
+``keep_hot_reads`` reads in the window goes to ``<lake>/cold/<table>`` (Delta, partitioned by
+``_month``, zstd); a cold month with ``promote_reads`` reads comes back. Readers use
+``shuzhi.access.read`` and see one view over both tiers. Each move copies (MERGE on
+``record_id``, so a repeated copy changes nothing), checks every moved record is in the
+target, and only then deletes from the source: a job killed at any point leaves each record in
+at least one tier, and the re-run completes the move. Tables that changed are compacted and
+Z-ordered (hot, by ``record_id``) afterwards; unchanged ones are left alone, so a re-run is a no-op.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from pyspark.sql import functions as F
+
+from shuzhi.access import COLD
+from shuzhi.audit import audited
+from shuzhi.config import Settings
+from shuzhi.crypto import Keyring
+from shuzhi.delta import delete_matching, merge_table, parquet_codec, read_table, table_exists
+from shuzhi.lifecycle import cold_candidates, month_reads, reads_of
+from shuzhi.retention import Policy, load_policy
+from shuzhi.schemas import catalog
+
+log = logging.getLogger("shuzhi.tier")
+
+
+class MoveNotVerified(RuntimeError):
+    """A tier move's copy does not hold every record it should; the source was left untouched."""
+
+
+@dataclass
+class TierResult:
+    as_of: str
+    status: str = "tiered"                                        # tiered | noop
+    demoted: dict[str, int] = field(default_factory=dict)        # table → rows moved hot → cold
+    promoted: dict[str, int] = field(default_factory=dict)       # table → rows moved cold → hot
+    cold_months: dict[str, list[str]] = field(default_factory=dict)
+    reads: dict[str, dict[str, int]] = field(default_factory=dict)   # table → month → reads in the window
+
+
+def _move(spark, rows, source: str, target: str, *, partition_by=(), codec: str | None = None,
+          stats_columns=None, comment: str | None = None) -> int:
+    """Copy ``rows`` into ``target`` (MERGE on record_id), check, then delete them from ``source``."""
+    n = rows.count()
+    if not n:
+        return 0
+    with parquet_codec(spark, codec):
+        merge_table(rows, target, keys=["record_id"], update_when="s.updated_at >= t.updated_at",
+                    partition_by=partition_by, stats_columns=stats_columns, comment=comment)
+    ids = rows.select("record_id")
+    there = read_table(spark, target).join(ids, "record_id", "left_semi").count()
+    if there < n:
+        raise MoveNotVerified(f"tier move {source} → {target}: {n} records copied, {there} found; source kept")
+    delete_matching(spark, source, ids, ["record_id"])
+    return n
+
+
+def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, keyring: Keyring | None = None,
+        policy: Policy | None = None) -> TierResult:
+    keyring = keyring or Keyring.load(settings.key_dir)
+    policy = policy or load_policy()
+    tp = policy.tiering
+    day = date.fromisoformat(as_of)
+    res = TierResult(as_of)
+    with audited(spark, settings, stage="tier", source=None, batch_date=as_of, run_id=run_id or uuid.uuid4().hex) \
+            as audit:
+        for e in catalog().entities():
+            t = e.table_name
+            hot_p, cold_p = settings.table_path("silver", t), settings.table_path(COLD, t)
+            if not table_exists(spark, hot_p):
+                continue
+            cls = policy.classes[e.retention_class]
+            reads = month_reads(spark, settings, f"silver.{t}", day, tp.window_days)
+            res.reads[t] = {m: n for m, n in reads.items() if n}
+            hot = read_table(spark, hot_p)
+            cols = hot.columns
+            demote = cold_candidates(hot, e, cls, day, reads, tp.keep_hot_reads, settings, keyring)
+            changed = False
+            stats = [c for c in cols if c in ("record_id", "updated_at", "_batch_date", "_source", "_row", "_file")]
+            n = _move(spark, demote, str(hot_p), str(cold_p), partition_by=["_month"], codec=tp.cold_codec,
+                      stats_columns=stats, comment=f"cold tier of silver.{t} (by month of its lifecycle date, zstd)")
+            if n:
+                res.demoted[t] = n
+                changed = True
+            if table_exists(spark, cold_p):
+                cold = read_table(spark, cold_p)
+                promote_months = [m for m, nr in reads.items() if m != "*" and nr >= tp.promote_reads]
+                if reads_of(reads, "*") >= tp.promote_reads:
+                    promote_months = [r[0] for r in cold.select("_month").distinct().collect()]
+                if promote_months:
+                    back = cold.filter(F.col("_month").isin(promote_months)).select(*cols)
+                    n = _move(spark, back, str(cold_p), str(hot_p))
+                    if n:
+                        res.promoted[t] = n
+                        changed = True
+                # a newer version delivered after its record went cold lives in hot: drop the cold copy
+                stale = read_table(spark, cold_p).join(read_table(spark, hot_p).select("record_id"), "record_id",
+                                                       "left_semi")
+                if delete_matching(spark, cold_p, stale, ["record_id"]):
+                    changed = True
+                res.cold_months[t] = sorted(r[0] for r in read_table(spark, cold_p).select("_month").distinct()
+                                            .collect())
+            if changed:
+                spark.sql(f"OPTIMIZE delta.`{hot_p}` ZORDER BY (record_id)")
+                if table_exists(spark, cold_p):
+                    with parquet_codec(spark, tp.cold_codec):
+                        spark.sql(f"OPTIMIZE delta.`{cold_p}`")
+        if not res.demoted and not res.promoted:
+            res.status = audit.outcome = "noop"
+        audit.rows_in = sum(res.demoted.values()) + sum(res.promoted.values())
+        audit.detail = json.dumps({"demoted": res.demoted, "promoted": res.promoted,
+                                   "cold_months": {k: len(v) for k, v in res.cold_months.items()}})[:4000]
+    return res
+
+
+def summary(res: TierResult) -> dict:
+    return {"stage": "tier", **asdict(res)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--as-of", required=True)
+    p.add_argument("--run-id")
+    a = p.parse_args(argv)
+    from shuzhi.spark import get_spark
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.load()
+    print(json.dumps(summary(run(get_spark(settings, "tier"), settings, a.as_of, run_id=a.run_id)), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
