@@ -7,6 +7,7 @@
     shuzhi gate bronze.police_population 2026-11-27
     shuzhi clean 2026-11-27            # clean stage (bronze → silver) without Airflow
     shuzhi verify 2026-11-27           # cross-verify (silver → gold: conflicts register, theme tables)
+    shuzhi destroy --as-of 2056-12-01  # retention: destroy what is past its age, byte-scan the lake, certify
     shuzhi score 2026-11-27 --truth var/demo/truth   # measured against the generator's ground truth
     shuzhi summary                     # per night and source: delivered / loaded / quarantined / gates
     shuzhi export conflicts --out c.csv [--night D] [--status open] [--rule X_DECEASED_PAID]

@@ -70,6 +70,45 @@ def cmd_verify(settings, a) -> int:
     return _run_stage(f"cross-verifying {a.batch_date}", verify, a.batch_date, settings)
 
 
+def cmd_retention(settings, a) -> int:
+    """``shuzhi tier|archive|destroy --as-of D``: one retention stage without Airflow."""
+    from .errors import DestructionNotProven
+    from .tasks import retention_stage
+
+    try:
+        return _run_stage(f"{a.cmd} as of {a.as_of}", retention_stage, a.cmd, a.as_of, settings)
+    except DestructionNotProven as exc:
+        print(f"NOT PROVEN {exc}")
+        return 5
+
+
+def cmd_restore(settings, a) -> int:
+    from jobs.archive import restore
+
+    from .archive import ArchiveCorrupt
+
+    try:
+        out = restore(_spark(settings), settings, a.batch_id)
+    except ArchiveCorrupt as exc:
+        return _fail(str(exc))
+    print(json.dumps({"batch": a.batch_id, "restored_rows": out}, ensure_ascii=False))
+    return 0
+
+
+def cmd_query(settings, a) -> int:
+    """Read a table through the read interface (logged in ops.access_log) and print rows."""
+    from .access import Reader, read
+
+    df = read(_spark(settings), settings, a.table, reader=Reader.from_env(a.who, a.role),
+              months=a.month or None, where=a.where)
+    if df is None:
+        return _fail(f"no table {a.table}")
+    cols = [c for c, t in df.dtypes if t != "binary"]
+    for r in df.select(*cols).limit(a.limit).collect():
+        print(json.dumps(r.asDict(), ensure_ascii=False, default=str))
+    return 0
+
+
 def cmd_score(settings, a) -> int:
     from pathlib import Path
 
@@ -183,6 +222,23 @@ def register(sub) -> None:
     p = sub.add_parser("verify", help="cross-verify stage (silver → gold) for a batch date without Airflow")
     p.add_argument("batch_date")
     p.set_defaults(fn=cmd_verify)
+    for stage, help_ in (("tier", "place month partitions in the hot or cold tier by age and reads"),
+                         ("archive", "move records past their archive age into the archive zone (manifest per batch)"),
+                         ("destroy", "destroy what is past its retention, byte-scan the lake for it, certify it")):
+        p = sub.add_parser(stage, help=f"{help_} (conf/retention.yaml)")
+        p.add_argument("--as-of", required=True, help="the date ages are counted to (YYYY-MM-DD)")
+        p.set_defaults(fn=cmd_retention)
+    p = sub.add_parser("restore", help="verify an archive batch against its manifest and load it into restored/")
+    p.add_argument("batch_id")
+    p.set_defaults(fn=cmd_restore)
+    p = sub.add_parser("query", help="read a table (hot and cold unified); the read is logged in ops.access_log")
+    p.add_argument("table", help="<layer>.<name>, e.g. silver.police_incidents")
+    p.add_argument("--month", action="append", help="month of the lifecycle date (YYYY-MM); repeatable")
+    p.add_argument("--where", help="SQL filter")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--who", help="default: $SHUZHI_USER or the login name")
+    p.add_argument("--role", help="a role of conf/roles.yaml (default: $SHUZHI_ROLE or data_engineer)")
+    p.set_defaults(fn=cmd_query)
     p = sub.add_parser("score", help="score a processed night against the generator's ground truth")
     p.add_argument("batch_date")
     p.add_argument("--truth", required=True, help="the generator's truth folder")

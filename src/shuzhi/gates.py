@@ -199,6 +199,8 @@ def augment(spark, settings: Settings, layer: str, table: str, df):
         return known(df, "house_code", "house", "house_code", "house_known")
     if (layer, table) == ("gold", "person"):
         return known(df, "house_code", "house", "house_code", "house_known")
+    if (layer, table) == ("ops", "retention_status"):
+        return df.withColumn("held_lost", F.col("held_before") - F.col("held_after"))
     if (layer, table) == ("ops", "conservation"):
         return df.withColumn("quarantine_ratio", F.col("quarantined") / F.greatest(F.col("bronze_rows"), F.lit(1)))
     return df

@@ -99,6 +99,57 @@ def verify(batch_date: str, settings: Settings | None = None) -> dict:
     return job.summary(job.run(_spark(settings, "verify"), settings, batch_date))
 
 
+def retention_stage(stage: str, as_of: str, settings: Settings | None = None) -> dict:
+    """One stage of the retention DAG (``tier``, ``archive`` or ``destroy``) as of a date, with the
+    records under legal hold counted before it; tier and archive record their status row (for the
+    gate) at once, destroy's is recorded by ``verify_destruction``."""
+    import json as _json
+
+    settings = settings or Settings.load()
+    from jobs import archive, destroy, tier
+
+    from .crypto import Keyring
+    from .lifecycle import held_count, record_status
+    from .retention import load_policy
+
+    spark = _spark(settings, stage)
+    keyring, policy = Keyring.load(settings.key_dir), load_policy()
+    held_before = held_count(spark, settings, policy, keyring, date.fromisoformat(as_of))
+    job = {"tier": tier, "archive": archive, "destroy": destroy}[stage]
+    out = job.summary(job.run(spark, settings, as_of, keyring=keyring, policy=policy))
+    out["held_before"] = held_before
+    if stage != "destroy":
+        out["status_row"] = record_status(spark, settings, as_of, stage, held_before=held_before, verified=True,
+                                          detail=_json.dumps(out, default=str), policy=policy, keyring=keyring)
+    return out
+
+
+def verify_destruction(as_of: str, held_before: int, settings: Settings | None = None) -> dict:
+    """After destroy: the certificate of ``as_of`` (if anything was destroyed) must be complete with
+    its byte scan passed; records the destroy stage's status row for the gate."""
+    settings = settings or Settings.load()
+    from pyspark.sql import functions as F
+
+    from jobs.destroy import CERTIFICATES
+
+    from .crypto import Keyring
+    from .delta import read_table, table_exists
+    from .lifecycle import record_status
+    from .retention import load_policy
+
+    spark = _spark(settings, "verify-destruction")
+    path = settings.table_path(*CERTIFICATES)
+    certs = (read_table(spark, path).filter(F.col("as_of") == F.lit(date.fromisoformat(as_of)))
+             .select("certificate_id", "phase", "verification").collect() if table_exists(spark, path) else [])
+    started = {r["certificate_id"] for r in certs if r["phase"] == "started"}
+    done = {r["certificate_id"] for r in certs if r["phase"] == "completed"}
+    verified = started <= done
+    detail = "; ".join(f"{r['certificate_id']}: {r['verification']}" for r in certs if r["phase"] != "started") \
+        or "nothing destroyed"
+    return record_status(spark, settings, as_of, "destroy", held_before=held_before, verified=verified,
+                         detail=detail, policy=load_policy(), keyring=Keyring.load(settings.key_dir))
+
+
 def gate(table: str, batch_date: str | None, settings: Settings | None = None) -> dict:
     settings = settings or Settings.load()
     if settings.spark.submit:
@@ -119,9 +170,9 @@ def for_airflow(fn, *args):
     non-retryable failure (retrying cannot fix the data). Other errors keep Airflow's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from .errors import DeliveryRejected, GateFailed
+    from .errors import DeliveryRejected, DestructionNotProven, GateFailed
 
     try:
         return fn(*args)
-    except (DeliveryRejected, GateFailed) as exc:
+    except (DeliveryRejected, GateFailed, DestructionNotProven) as exc:
         raise AirflowFailException(str(exc)) from exc
