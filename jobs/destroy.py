@@ -102,6 +102,24 @@ def _binary_values(df: DataFrame) -> list[bytes]:
     return [bytes(r["b"]) for r in vals.collect()]
 
 
+def _still_held(spark, silver: dict[str, DataFrame], doomed: DataFrame, blobs: set[bytes]) -> set[bytes]:
+    """The ciphertexts among ``blobs`` that a surviving silver record holds too (a bronze version
+    that never became live can share its encrypted value with the record that did): they are that
+    record's, not the destroyed rows' alone, so the scan must not demand their absence."""
+    if not blobs:
+        return set()
+    wanted = spark.createDataFrame([(b,) for b in blobs], "b binary")
+    out: set[bytes] = set()
+    for t, df in silver.items():
+        cols = [c for c, ty in df.dtypes if ty == "binary"]
+        if not cols:
+            continue
+        alive = df.join(doomed.filter(F.col("table") == t).select("record_id"), "record_id", "left_anti")
+        vals = alive.select(F.explode(F.array(*[F.col(c) for c in cols])).alias("b")).filter("b IS NOT NULL")
+        out |= {bytes(r["b"]) for r in vals.join(wanted, "b", "left_semi").distinct().collect()}
+    return out
+
+
 class _Workfile:
     """The scan's fingerprints, encrypted with the certificate key, outside the lake, kept only
     until the certificate is complete (so a re-run after a crash still scans for everything)."""
@@ -339,6 +357,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
         strings |= {r["token"] for r in persons.collect()}
         for _, _, gone, _ in plan + arch_plan:
             blobs |= set(_binary_values(gone))
+        blobs -= _still_held(spark, silver, doomed, blobs)
         person_digests = sorted({certificate_digest(cert_key, i) for i in ids})
         record_digests = sorted(certificate_digest(cert_key, r["ref"]) for r in doomed.select("ref").collect())
         cert_id = fp["certificate_id"] or hashlib.sha256(

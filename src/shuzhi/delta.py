@@ -204,7 +204,14 @@ def delete_matching(spark, path: Path | str, doomed, keys: Sequence[str]) -> int
     doomed = doomed.select(*keys).distinct()
     if doomed.isEmpty():
         return 0
+    table = DeltaTable.forPath(spark, str(path))
+    target = table.toDF()
+    if target.join(doomed, [target[k].eqNullSafe(doomed[k]) for k in keys], "left_semi").isEmpty():
+        return 0          # nothing to delete (a re-run): no MERGE, no new version
+    before = table_version(spark, path)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    DeltaTable.forPath(spark, str(path)).alias("t").merge(doomed.alias("s"), cond).whenMatchedDelete().execute()
-    metrics = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["operationMetrics"] or {}
-    return int(metrics.get("numTargetRowsDeleted", 0))
+    table.alias("t").merge(doomed.alias("s"), cond).whenMatchedDelete().execute()
+    last = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]
+    if last["version"] == before:
+        return 0
+    return int((last["operationMetrics"] or {}).get("numTargetRowsDeleted", 0))
