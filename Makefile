@@ -1,13 +1,18 @@
 # The README's commands. `make demo` sets up (if needed) and runs the main job; `make test` runs the tests.
-.PHONY: setup demo test bench bench-ingest
+.PHONY: setup demo test test-crash bench bench-ingest bench-lifecycle
 setup:
 	bash scripts/setup.sh
 demo: setup
 	.venv/bin/shuzhi demo
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -m "not crash"
+test-crash: setup
+	.venv/bin/python -m pytest -q -m crash
 bench: setup
 	.venv/bin/python -u benchmarks/night_bench.py
 
 bench-ingest: setup
 	.venv/bin/python -u benchmarks/ingest_bench.py
+
+bench-lifecycle: setup
+	.venv/bin/python -u benchmarks/lifecycle_bench.py

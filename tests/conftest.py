@@ -1,7 +1,10 @@
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,35 @@ def airflow_env(settings, airflow_db, monkeypatch) -> dict:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
+
+
+LIFECYCLE_START = date(2026, 11, 25)
+
+
+@pytest.fixture(scope="session")
+def built(spark, spark_settings, tmp_path_factory):
+    """One lake for the lifecycle tests (each works on a copy, see ``lake``): two nights of 600
+    residents, ingested, cleaned and cross-verified."""
+    from jobs import clean, ingest, verify
+    from shuzhi.generator import generate
+    from shuzhi.schemas import catalog
+
+    root = tmp_path_factory.mktemp("lifecycle")
+    s = Settings.load(home=root / "home", key_dir=root / "keys", spark=spark_settings)
+    kr = Keyring.create(s.key_dir)
+    generate(s.landing, s.truth, residents=600, nights=2, start_date=LIFECYCLE_START, seed=11)
+    for n in range(2):
+        bd = (LIFECYCLE_START + timedelta(days=n)).isoformat()
+        for src in catalog().sources:
+            ingest.run(spark, s, src, bd, keyring=kr)
+        clean.run(spark, s, bd, keyring=kr)
+        verify.run(spark, s, bd, keyring=kr)
+    return s
+
+
+@pytest.fixture
+def lake(built, tmp_path):
+    """A private copy of the built lake (same keys) for one test."""
+    s = replace(built, lake=tmp_path / "lake", home=tmp_path / "home")
+    shutil.copytree(built.lake, s.lake)
+    return s

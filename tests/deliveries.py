@@ -6,8 +6,6 @@ import csv
 import hashlib
 import io
 import json
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa

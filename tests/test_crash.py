@@ -11,10 +11,9 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
-from pyspark.sql import functions as F
 
 from jobs import ingest
-from shuzhi.delta import read_table, table_exists
+from shuzhi.delta import read_table
 from shuzhi.generator import generate
 from shuzhi.schemas import catalog
 

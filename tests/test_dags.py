@@ -11,7 +11,7 @@ def test_dags_import_and_wiring(airflow_db):
 
     bag = load_dags()
     sources = list(catalog().sources)
-    assert set(bag.dag_ids) == {f"shuzhi_ingest_{s}" for s in sources} | {"shuzhi_lifecycle"}
+    assert set(bag.dag_ids) == {f"shuzhi_ingest_{s}" for s in sources} | {"shuzhi_lifecycle", "shuzhi_retention"}
     police = bag.get_dag("shuzhi_ingest_police")
     down = {t.task_id: set(t.downstream_task_ids) for t in police.tasks}
     assert down["wait_for_manifest"] == {"ingest"}
@@ -34,10 +34,17 @@ def test_dags_import_and_wiring(airflow_db):
     assert life_down["cross_verify"] == gold_gates
     assert all(life_down[g] == set() for g in gold_gates)
     assert {a.name for a in life.get_task("cross_verify").outlets} == {"gold.conflicts"}
+    # retention: tier → gate → archive → gate → destroy → verify → gate
+    ret = {t.task_id: set(t.downstream_task_ids) for t in bag.get_dag("shuzhi_retention").tasks}
+    assert ret["as_of"] == {"tier", "gate_tier", "archive", "gate_archive", "destroy", "verify", "gate_destroy"}
+    assert ret["tier"] == {"gate_tier"} and ret["gate_tier"] == {"archive"}
+    assert ret["archive"] == {"gate_archive"} and ret["gate_archive"] == {"destroy"}
+    assert ret["destroy"] == {"verify"} and ret["verify"] == {"gate_destroy"} and ret["gate_destroy"] == set()
 
 
 def test_dag_files_do_not_import_spark_or_gx_at_parse_time():
     code = ("import sys, runpy; runpy.run_path('dags/shuzhi_ingest.py'); runpy.run_path('dags/shuzhi_lifecycle.py');"
+            "runpy.run_path('dags/shuzhi_retention.py');"
             "bad = [m for m in ('pyspark', 'great_expectations', 'delta') if m in sys.modules]; print(bad);"
             "sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,7 +1,8 @@
 """End to end through Airflow: generated multi-night deliveries → every source's ingest DAG and
 the lifecycle DAG per night (real task runs in Airflow's metadata DB: bronze gates → clean →
 silver gates → cross-verify → gold gates) → gated bronze, silver and gold. Conservation holds for
-every delivery and every clean stage; re-running a whole night changes no table."""
+every delivery and every clean stage; re-running a whole night changes no table. Then the
+retention DAG, decades later, tiers, archives and destroys with every gate green."""
 import json
 import os
 import subprocess
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from shuzhi.config import DAGS_DIR
 from shuzhi.delta import read_table, table_version
 from shuzhi.generator import generate
 from shuzhi.schemas import catalog
@@ -94,6 +94,20 @@ def test_nights_through_airflow(spark, settings, airflow_env):
     assert read_table(spark, settings.table_path("ops", "job_runs")).filter(
         (F.col("stage") == "ingest") & (F.col("outcome") == "noop")).count() == noops + len(sources)
 
+    # The retention DAG decades later: tier → gate → archive → gate → destroy → verify → gate.
+    from shuzhi.demo import logical_date_for
+    dr = bag.dags["shuzhi_retention"].test(logical_date=logical_date_for("2062-01-01"),
+                                           run_conf={"as_of": "2062-01-01"})
+    assert str(dr.state) == "success"
+    status = {r["stage"]: r for r in read_table(spark, settings.table_path("ops", "retention_status")).collect()}
+    assert set(status) == {"tier", "archive", "destroy"}
+    assert all(r["overdue"] == 0 and r["held_before"] == r["held_after"] and r["verified"] for r in status.values())
+    certs = read_table(spark, settings.table_path("ops", "destruction_certificates")).collect()
+    assert {r["phase"] for r in certs} == {"started", "completed"}
+    stages = {r["stage"] for r in read_table(spark, settings.table_path("ops", "job_runs"))
+              .filter(F.col("dag_id") == "shuzhi_retention").collect()}
+    assert {"tier", "archive", "destroy", "gate:ops.retention_status"} <= stages
+
 
 def test_airflow_cli_dags_test(settings, airflow_env, tmp_path):
     """The real `airflow dags test` command, in its own process, for one source and night."""
@@ -102,7 +116,6 @@ def test_airflow_cli_dags_test(settings, airflow_env, tmp_path):
     proc = subprocess.run([str(airflow), "dags", "test", "shuzhi_ingest_health", "2026-11-26T01:30:00+08:00"],
                           env={**os.environ, **airflow_env}, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    from pyspark.sql import SparkSession
     from shuzhi.spark import get_spark
     spark = get_spark(settings)
     (led,) = read_table(spark, settings.table_path("ops", "deliveries")).collect()

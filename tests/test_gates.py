@@ -4,7 +4,7 @@ from pyspark.sql import functions as F
 
 import deliveries as dl
 from jobs import gate, ingest
-from shuzhi.delta import read_table, write_table
+from shuzhi.delta import read_table
 from shuzhi.errors import GateFailed
 from shuzhi.gates import bronze_baseline, data_docs_index
 from shuzhi.schemas import catalog
