@@ -123,7 +123,7 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
     from .archive import read_archived
 
     entities = {e.table_name: e for e in catalog().entities()}
-    from .access import Reader, read
+    from .access import Reader, read, unified
 
     silver = {t: df for t in entities
               if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline(age))) is not None}
@@ -144,7 +144,8 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
     holds, held_refs = [], None
     for h in policy.holds:
         layer, name = h.table.split(".", 1)
-        df = read_if_exists(spark, settings, layer, name)
+        # hot and cold: an open incident moved to the cold tier still holds (the retention gate caught it)
+        df = unified(spark, settings, layer, name)
         if df is None:
             continue
         holds.append((h, df))
