@@ -25,7 +25,7 @@ from datetime import date, datetime
 from pyspark.sql import functions as F
 
 from shuzhi.access import COLD
-from shuzhi.archive import (MANIFEST, archive_root, clear_debris, commit_manifest, staging_root, table_entry,
+from shuzhi.archive import (MANIFEST, RESTORED, archive_root, clear_debris, commit_manifest, staging_root, table_entry,
                             verify_batch, write_dataset)
 from shuzhi.audit import audited
 from shuzhi.config import Settings
@@ -35,7 +35,6 @@ from shuzhi.lifecycle import ROW_KEY, entity_ref, read_if_exists, select_records
 from shuzhi.retention import Policy, load_policy
 
 log = logging.getLogger("shuzhi.archive")
-RESTORED = "restored"      # jobs/destroy.py covers these tables too
 
 
 @dataclass

@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.access import COLD
-from shuzhi.archive import archive_root, batches, clear_debris, read_manifest, rewrite_without
+from shuzhi.archive import RESTORED, archive_root, batches, clear_debris, read_manifest, rewrite_without
 from shuzhi.audit import audited
 from shuzhi.config import CONF_DIR, Settings
 from shuzhi.crypto import Keyring, certificate_digest, certificate_key, decrypt
@@ -54,7 +54,6 @@ from shuzhi.scan import scan_destroyed
 log = logging.getLogger("shuzhi.destroy")
 
 CERTIFICATES = ("ops", "destruction_certificates")
-RESTORED = "restored"      # jobs/archive.py restores batches into <lake>/restored/<batch>__<layer>__<table>
 
 
 @dataclass

@@ -25,6 +25,7 @@ from .config import Settings
 from .errors import ShuzhiError
 
 MANIFEST = "manifest.json"
+RESTORED = "restored"      # restore loads batches into <lake>/restored/<batch>__<layer>__<table>
 
 
 class ArchiveCorrupt(ShuzhiError):
