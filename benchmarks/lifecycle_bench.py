@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                     "destroy": lambda r: f"{sum(r.records.values()):,} records, {r.persons:,} persons, "
                                          f"{sum(r.rows_deleted.values()):,} rows deleted, {len(r.tables_vacuumed)} "
                                          f"tables vacuumed, {r.files_scanned:,} files scanned, "
-                                         f"{len(r.findings)} findings"}[stage](res)
+                                         f"{len(r.findings)} findings; phases (s) {r.seconds}"}[stage](res)
             print(f"{stage:<8} {attempt:<7} as of {as_of}: {took:7.1f} s ({took / floor_s:5.2f}x floor)  "
                   f"peak {mem.peak / 2**30:.2f} GiB  [{res.status}] {what}", flush=True)
     return 0

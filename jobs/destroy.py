@@ -11,16 +11,19 @@ built from it, and — for a person no surviving row names any more (a *destroye
 person's golden record and conflicts. Rows of the quarantine tables (and bronze versions that never
 became live) run on the ``quarantine`` class by the night they were delivered.
 
-Then physically: deletion vectors purged (``REORG … APPLY (PURGE)``), old versions and
-change-data files removed (``VACUUM`` with Delta's retention check overridden in this job only),
-and every byte under the lake root scanned for the destroyed persons' identity numbers, names,
-tokens and the ciphertexts the destroyed rows held (``shuzhi.scan.scan_destroyed``). A
+Then physically, in every table that lost rows: deletion vectors purged (``REORG … APPLY
+(PURGE)``), old versions and change-data files removed (``VACUUM`` with Delta's retention check
+overridden in this job only); and every byte under the lake root scanned for the destroyed
+persons' identity numbers, names, tokens and the ciphertexts the destroyed rows held
+(``shuzhi.scan.scan_destroyed``). A table the scan finds them in is purged too and the lake
+scanned again (an old version of a table this run did not change, e.g. a nightly rebuild). A
 certificate goes into ``ops.destruction_certificates`` (append-only): a ``started`` row before the
 first delete, a ``completed`` (or ``failed``) row after the scan. A finding fails the job.
 
 Crash safety: silver, from which the plan is computed, is deleted last, so a re-run recomputes
-the same plan; the scan's fingerprints are kept (encrypted with the certificate key, outside the
-lake) in ``$SHUZHI_HOME/destruction/`` until the certificate is complete. Re-running after
+the same plan; the scan's fingerprints and the tables to purge are kept (encrypted with the
+certificate key, outside the lake) in ``$SHUZHI_HOME/destruction/`` until the certificate is
+complete. Re-running after
 completion finds nothing due: no write, no certificate.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -68,6 +72,7 @@ class DestroyResult:
     tables_vacuumed: list[str] = field(default_factory=list)
     files_scanned: int = 0
     findings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)      # phase → wall seconds (select … scan)
 
 
 # ---------------------------------------------------------------- I/O shell
@@ -131,7 +136,7 @@ class _Workfile:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         if not self.path.is_file():
-            return {"ids": [], "names": [], "strings": [], "blobs": [], "certificate_id": None}
+            return {"ids": [], "names": [], "strings": [], "blobs": [], "certificate_id": None, "tables": []}
         raw = self.path.read_bytes()
         return json.loads(AESGCM(self.key).decrypt(raw[:12], raw[12:], None))
 
@@ -195,6 +200,13 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
     res = DestroyResult(as_of, "destroyed")
     cert_key = certificate_key(settings.key_dir)
     work = _Workfile(settings, cert_key, as_of)
+    clock = [time.monotonic()]
+
+    def lap(phase: str) -> None:
+        now = time.monotonic()
+        res.seconds[phase] = round(now - clock[0], 1)
+        clock[0] = now
+
     with audited(spark, settings, stage="destroy", source=None, batch_date=as_of, run_id=run_id) as audit:
         sel = select_records(spark, settings, day, policy, keyring, "destroy", with_archive=True)
         if sel is None:
@@ -207,6 +219,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
                 .localCheckpoint(eager=True))
         q_cut = policy.table_class("silver.quarantine").destroy_cutoff(day)
         doomed_refs = doomed.select("ref")
+        lap("select")
 
         # what each table loses (computed before any delete; silver last)
         plan: list[tuple[str, str, DataFrame, list[str]]] = []      # (layer, name, doomed rows, keys)
@@ -320,10 +333,17 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
                     gone = aref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi").drop("__ref")
                     arch_plan.append((b, table, gone, ROW_KEY))
 
+        # each table's doomed rows, computed once (they are read for the scan's fingerprints, the
+        # match check and the delete); only tables that lose rows are kept in the plan
+        plan = [(layer, name, gone.localCheckpoint(eager=True), keys) for layer, name, gone, keys in plan]
+        plan = [p for p in plan if not p[2].isEmpty()]
+        arch_plan = [(b, t, gone.localCheckpoint(eager=True), keys) for b, t, gone, keys in arch_plan]
+        arch_plan = [p for p in arch_plan if not p[2].isEmpty()]
         fp = work.load()
         n_persons = persons.count()
+        lap("plan")
         res.persons = n_persons
-        planned = any(not gone.isEmpty() for _, _, gone, _ in plan + arch_plan)
+        planned = bool(plan or arch_plan)
         if not planned and fp["certificate_id"] is None:
             res.status, audit.outcome = "noop", "noop"
             audit.detail = f"nothing past its destruction age at {as_of} (held: {res.held_records})"
@@ -361,9 +381,13 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
         record_digests = sorted(certificate_digest(cert_key, r["ref"]) for r in doomed.select("ref").collect())
         cert_id = fp["certificate_id"] or hashlib.sha256(
             (as_of + "|" + "|".join(record_digests)).encode()).hexdigest()[:24]
+        # the tables to purge: those losing rows now, and those a crashed run of this destruction
+        # already took rows from (kept in the work file, as a re-run finds nothing left to delete there)
+        touched = sorted(set(fp.get("tables", [])) | {f"{layer}.{name}" for layer, name, _, _ in plan})
         work.save({"ids": sorted(ids), "names": sorted(names), "strings": sorted(strings),
-                   "blobs": sorted(b.hex() for b in blobs), "certificate_id": cert_id})
+                   "blobs": sorted(b.hex() for b in blobs), "certificate_id": cert_id, "tables": touched})
         res.certificate_id = cert_id
+        lap("fingerprints")
         cert_path = settings.table_path(*CERTIFICATES)
         classes = json.dumps({k: asdict(v) for k, v in policy.classes.items()}, ensure_ascii=False)
         already = (table_exists(spark, cert_path) and not read_table(spark, cert_path)
@@ -387,15 +411,29 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
             if n:
                 res.rows_deleted[f"{layer}.{name}"] = n
                 log.info("destroy %s: %d rows deleted from %s.%s", as_of, n, layer, name)
-        # physical erasure: deletion vectors, old versions, change data — every table of the lake
-        for layer, name in lake_tables(settings.lake):
-            if (layer, name) == CERTIFICATES:
-                continue
-            if _purge_and_vacuum(spark, settings.table_path(layer, name), policy.vacuum_retain_hours):
-                res.tables_vacuumed.append(f"{layer}.{name}")
-        # proof
+        lap("erase")
+        # physical erasure: deletion vectors, old versions, change data — of every table that lost rows
+        def purge(tables: list[str]) -> None:
+            for t in tables:
+                layer, name = t.split(".", 1)
+                if (layer, name) != CERTIFICATES and table_exists(spark, settings.table_path(layer, name)) \
+                        and _purge_and_vacuum(spark, settings.table_path(layer, name), policy.vacuum_retain_hours):
+                    res.tables_vacuumed.append(t)
+
+        purge(touched)
+        lap("purge_vacuum")
+        # proof: every byte under the lake root
         findings, res.files_scanned = scan_destroyed(settings.lake, ids=ids, names=names, strings=strings,
                                                      blobs=blobs)
+        # an older version of a table this run did not change can still hold them (a nightly rebuild
+        # kept in the history): purge the tables named, and scan again
+        extra = sorted(_tables_of(settings, findings) - set(res.tables_vacuumed))
+        if extra:
+            log.info("destroy %s: scan found old versions in %s; purging them too", as_of, ", ".join(extra))
+            purge(extra)
+            findings, res.files_scanned = scan_destroyed(settings.lake, ids=ids, names=names, strings=strings,
+                                                         blobs=blobs)
+        lap("scan")
         res.findings = [str(f) for f in findings[:200]]
         def folder(t: str) -> str:
             return t if t.startswith("archive/") else t.replace(".", "/", 1)
@@ -427,6 +465,12 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
                 f"{settings.lake}: " + "; ".join(res.findings[:10]))
         work.remove()
     return res
+
+
+def _tables_of(settings: Settings, findings) -> set[str]:
+    """The Delta tables (``layer.name``) whose folders hold these findings' files."""
+    folders = {f"{layer}/{name}/": f"{layer}.{name}" for layer, name in lake_tables(settings.lake)}
+    return {t for f in findings for prefix, t in folders.items() if f.file.startswith(prefix)}
 
 
 def _log_days(interval: str) -> timedelta:
