@@ -69,15 +69,11 @@ def airflow_env(settings, airflow_db, monkeypatch) -> dict:
 LIFECYCLE_START = date(2026, 11, 25)
 
 
-@pytest.fixture(scope="session")
-def built(spark, spark_settings, tmp_path_factory):
-    """One lake for the lifecycle tests (each works on a copy, see ``lake``): two nights of 600
-    residents, ingested, cleaned and cross-verified."""
+def _build_lifecycle_lake(spark, spark_settings, root: Path) -> Settings:
     from jobs import clean, ingest, verify
     from shuzhi.generator import generate
     from shuzhi.schemas import catalog
 
-    root = tmp_path_factory.mktemp("lifecycle")
     s = Settings.load(home=root / "home", key_dir=root / "keys", spark=spark_settings)
     kr = Keyring.create(s.key_dir)
     generate(s.landing, s.truth, residents=600, nights=2, start_date=LIFECYCLE_START, seed=11)
@@ -90,9 +86,54 @@ def built(spark, spark_settings, tmp_path_factory):
     return s
 
 
+@pytest.fixture(scope="session")
+def built(spark, spark_settings, tmp_path_factory):
+    """One lake for the lifecycle tests (each works on a copy, see ``lake``; nobody changes this
+    one): two nights of 600 residents, ingested, cleaned and cross-verified. Under pytest-xdist
+    the workers share it: the first to ask builds it under a lock, the others wait and reuse it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _build_lifecycle_lake(spark, spark_settings, tmp_path_factory.mktemp("lifecycle"))
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent / "lifecycle-shared"     # the same for every worker
+    root.mkdir(exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / ".built").exists():
+            shutil.rmtree(root / "home", ignore_errors=True)
+            shutil.rmtree(root / "keys", ignore_errors=True)
+            _build_lifecycle_lake(spark, spark_settings, root)
+            (root / ".built").touch()
+    return Settings.load(home=root / "home", key_dir=root / "keys", spark=spark_settings)
+
+
 @pytest.fixture
 def lake(built, tmp_path):
     """A private copy of the built lake (same keys) for one test."""
     s = replace(built, lake=tmp_path / "lake", home=tmp_path / "home")
     shutil.copytree(built.lake, s.lake)
     return s
+
+
+def killed_midway(built: Settings, copy_to: Path, job: str, as_of: str, started, rng, *, most: float,
+                  least: float = 0.0) -> tuple[Settings, bool]:
+    """A copy of the built lake in ``copy_to`` on which ``python -m jobs.<job> --as-of`` ran until
+    ``started(settings)`` became true, then a random ``least..most`` seconds more, then got SIGKILL
+    (its whole process group: the Spark JVM too). Returns the copy and whether the kill landed
+    (the job may have finished first)."""
+    import signal
+    import time
+
+    s = replace(built, lake=copy_to / "lake", home=copy_to / "home")
+    shutil.copytree(built.lake, s.lake)
+    proc = subprocess.Popen([sys.executable, "-m", f"jobs.{job}", "--as-of", as_of], env={**os.environ, **s.env_vars()},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not started(s) and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(rng.uniform(least, most))
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return s, killed

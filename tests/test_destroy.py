@@ -5,13 +5,8 @@ decades away. The byte scan of the whole lake root is the assertion that the des
 gone; the tests also check it can fail (it finds the same persons before destruction), that holds
 are respected, that the certificate is complete and holds no join token, that re-running changes
 nothing, and that a destroy job killed mid-way and re-run ends like an uninterrupted one."""
-import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -25,7 +20,7 @@ from shuzhi.retention import lake_tables, load_policy
 from shuzhi.scan import scan_destroyed
 from shuzhi.schemas import catalog
 
-from conftest import LIFECYCLE_START as START
+from conftest import LIFECYCLE_START as START, killed_midway
 FAR = "2062-01-01"      # past every class's destruction age for anything with a clock
 
 
@@ -149,7 +144,9 @@ def lake_state(spark, s):
         cols = sorted(c for c, t in df.dtypes if t != "binary" and c not in ("_run_id", "_loaded_at", "recorded_at",
                                                                             "evaluated_at", "gate_run_id"))
         out[f"{layer}.{name}"] = df.count(), sorted(map(repr, df.select(*cols).collect()))
-    files = sorted(str(p.relative_to(s.lake)) for p in s.lake.rglob("*.parquet") if "_delta_log" not in p.parts)
+    logs = {f"{layer}/{name}" for layer, name in RUN_LOGS | {destroy.CERTIFICATES}}   # a killed run logged too
+    files = sorted(str(p.relative_to(s.lake)) for p in s.lake.rglob("*.parquet")
+                   if "_delta_log" not in p.parts and str(p.relative_to(s.lake).parent) not in logs)
     return out, len(files)
 
 
@@ -162,22 +159,13 @@ def test_destroy_killed_midway_then_rerun_ends_like_uninterrupted(spark, built, 
     want, want_files = lake_state(spark, ref)
     rng = random.Random(20261128)
     kills = 0
-    for trial in range(3):
-        s = replace(built, lake=tmp_path / f"lake-{trial}", home=tmp_path / f"home-{trial}")
-        shutil.copytree(built.lake, s.lake)
-        env = {**os.environ, **s.env_vars()}
-        proc = subprocess.Popen([sys.executable, "-m", "jobs.destroy", "--as-of", FAR], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        # wait for the certificate's started row (the deletes begin), then kill at a random point
-        started = s.lake / "ops" / "destruction_certificates"
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and not started.exists() and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.5, 12.0))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    # killed after the certificate's started row (the deletes begin), at a random point of each
+    # window: among the deletes, later among the deletes or the purge, in the purge or the scan
+    for trial, (least, most) in enumerate([(0, 10), (10, 40), (40, 100)]):
+        s, killed = killed_midway(built, tmp_path / f"trial-{trial}", "destroy", FAR,
+                                  lambda s: (s.lake / "ops" / "destruction_certificates").exists(), rng,
+                                  least=least, most=most)
+        kills += killed
         res = destroy.run(spark, s, FAR, keyring=kr)     # the re-run completes it
         assert res.status in ("destroyed", "noop") and res.findings == []
         got, got_files = lake_state(spark, s)

@@ -7,10 +7,6 @@ destruction reaches into the archive zone and the restored copies."""
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -18,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import LIFECYCLE_START as START
+from conftest import LIFECYCLE_START as START, killed_midway
 from jobs import archive, destroy, tier
 from shuzhi.access import ACCESS_LOG, COLD, Reader, log_access, read
 from shuzhi.archive import ArchiveCorrupt, archive_root, read_manifest, sha256_file, verify_batch
@@ -171,19 +167,9 @@ def test_tier_killed_midway_then_rerun_ends_like_uninterrupted(spark, built, tmp
     rng = random.Random(7)
     kills = 0
     for trial in range(3):
-        s = replace(built, lake=tmp_path / f"lake-{trial}", home=tmp_path / f"home-{trial}")
-        shutil.copytree(built.lake, s.lake)
-        proc = subprocess.Popen([sys.executable, "-m", "jobs.tier", "--as-of", as_of],
-                                env={**os.environ, **s.env_vars()}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and not (s.lake / COLD).exists() and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 8.0))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        s, killed = killed_midway(built, tmp_path / f"trial-{trial}", "tier", as_of,
+                                  lambda s: (s.lake / COLD).exists(), rng, most=8.0)
+        kills += killed
         tier.run(spark, s, as_of, keyring=kr)           # the re-run completes the moves
         got = state(s)
         assert got == want, f"trial {trial}"
