@@ -4,8 +4,11 @@ setup:
 	bash scripts/setup.sh
 demo: setup
 	.venv/bin/shuzhi demo
+# two pytest workers, a test file each at a time: a small Spark job leaves one of the two cores
+# idle (the lifecycle tests' built lake is built once and shared, see tests/conftest.py)
+TEST_WORKERS ?= 2
 test: setup
-	.venv/bin/python -m pytest -q -m "not crash"
+	.venv/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not crash"
 test-crash: setup
 	.venv/bin/python -m pytest -q -m crash
 bench: setup
