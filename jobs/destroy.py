@@ -45,7 +45,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.access import COLD
-from shuzhi.archive import RESTORED, archive_root, batches, clear_debris, read_manifest, rewrite_without
+from shuzhi.archive import (RESTORED, archive_root, batches, clear_debris, read_archived, read_manifest,
+                            rewrite_without)
 from shuzhi.audit import audited
 from shuzhi.config import CONF_DIR, Settings
 from shuzhi.crypto import Keyring, certificate_digest, certificate_key, decrypt
@@ -106,15 +107,16 @@ def _binary_values(df: DataFrame) -> list[bytes]:
     return [bytes(r["b"]) for r in vals.collect()]
 
 
-def _still_held(spark, silver: dict[str, DataFrame], doomed: DataFrame, blobs: set[bytes]) -> set[bytes]:
-    """The ciphertexts among ``blobs`` that a surviving silver record holds too (a bronze version
-    that never became live can share its encrypted value with the record that did): they are that
-    record's, not the destroyed rows' alone, so the scan must not demand their absence."""
+def _still_held(spark, silver: list[tuple[str, DataFrame]], doomed: DataFrame, blobs: set[bytes]) -> set[bytes]:
+    """The ciphertexts among ``blobs`` that a surviving silver record — live (hot or cold) or in the
+    archive zone — holds too: a bronze version that never became live can share its encrypted value
+    with the record that did, and a golden record copies its values from a person's records. They
+    are that record's, not the destroyed rows' alone, so the scan must not demand their absence."""
     if not blobs:
         return set()
     wanted = spark.createDataFrame([(b,) for b in blobs], "b binary")
     out: set[bytes] = set()
-    for t, df in silver.items():
+    for t, df in silver:
         cols = [c for c, ty in df.dtypes if ty == "binary"]
         if not cols:
             continue
@@ -376,7 +378,9 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
         strings |= {r["token"] for r in persons.collect()}
         for _, _, gone, _ in plan + arch_plan:
             blobs |= set(_binary_values(gone))
-        blobs -= _still_held(spark, silver, doomed, blobs)
+        survivors = list(silver.items()) + [(t, a) for t in silver
+                                            if (a := read_archived(spark, settings, f"silver.{t}")) is not None]
+        blobs -= _still_held(spark, survivors, doomed, blobs)
         person_digests = sorted({certificate_digest(cert_key, i) for i in ids})
         record_digests = sorted(certificate_digest(cert_key, r["ref"]) for r in doomed.select("ref").collect())
         cert_id = fp["certificate_id"] or hashlib.sha256(
