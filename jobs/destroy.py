@@ -23,8 +23,7 @@ first delete, a ``completed`` (or ``failed``) row after the scan. A finding fail
 Crash safety: silver, from which the plan is computed, is deleted last, so a re-run recomputes
 the same plan; the scan's fingerprints and the tables to purge are kept (encrypted with the
 certificate key, outside the lake) in ``$SHUZHI_HOME/destruction/`` until the certificate is
-complete. Re-running after
-completion finds nothing due: no write, no certificate.
+complete. Re-running after completion finds nothing due: no write, no certificate.
 """
 from __future__ import annotations
 
