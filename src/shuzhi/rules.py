@@ -21,6 +21,8 @@ from .config import load_yaml
 
 ACTIONS = {"clean": ("correct", "flag", "quarantine", "supersede"), "verify": ("register",)}
 SEVERITIES = ("high", "medium", "low")
+REQUIRED_KEYS = ("action", "severity", "zh", "en")
+OPTIONAL_KEYS = ("elements", "required_only", "enabled", "entities")
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,44 @@ class Rule:
 
 @lru_cache(maxsize=None)
 def load_rules() -> dict[str, Rule]:
-    """All rules by id; raises naming the rule if one is malformed."""
-    raw = load_yaml("rules.yaml")
+    """All rules of ``conf/rules.yaml`` by id (``parse_rules``)."""
+    return parse_rules(load_yaml("rules.yaml"))
+
+
+def parse_rules(raw: dict) -> dict[str, Rule]:
+    """Rules by id from the parsed catalogue; raises naming the rule if one is malformed.
+
+    A rule has exactly the keys the ``Rule`` fields name: an unknown key is an error, which also
+    catches a description cut short — in a YAML flow mapping an unquoted value ends at the first
+    ``,`` and the rest of the text becomes a stray key (``en: has spaces, hyphens`` is
+    ``{en: has spaces, hyphens: null}``). Descriptions must be non-empty strings.
+
+        >>> parse_rules({"clean": {"R": {"action": "flag", "severity": "low", "zh": "甲", "en": "a, b"}}})["R"].en
+        'a, b'
+        >>> parse_rules({"clean": {"R": {"action": "flag", "severity": "low", "zh": "甲", "en": "a",
+        ...                              " b": None}}})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: conf/rules.yaml: R: unknown key(s) [' b'] (a description with an unquoted comma? quote it); ...
+    """
+    stray = sorted(map(str, set(raw) - {"clean", "verify", "precedence"}))
+    if stray:
+        raise ValueError(f"conf/rules.yaml: unknown section(s) {stray}")
     out: dict[str, Rule] = {}
     for stage in ("clean", "verify"):
         for rid, r in (raw.get(stage) or {}).items():
+            if not isinstance(r, dict):
+                raise ValueError(f"conf/rules.yaml: {rid}: expected a mapping, got {r!r}")
+            unknown = sorted(map(str, set(r) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)))
+            if unknown:
+                raise ValueError(f"conf/rules.yaml: {rid}: unknown key(s) {unknown} (a description with an unquoted "
+                                 f"comma? quote it); allowed: {REQUIRED_KEYS + OPTIONAL_KEYS}")
+            missing = [k for k in REQUIRED_KEYS if k not in r]
+            if missing:
+                raise ValueError(f"conf/rules.yaml: {rid}: missing key(s) {missing}")
+            for k in ("zh", "en"):
+                if not isinstance(r[k], str) or not r[k].strip():
+                    raise ValueError(f"conf/rules.yaml: {rid}: {k} must be a non-empty string, got {r[k]!r}")
             rule = Rule(id=rid, stage=stage, action=r["action"], severity=r["severity"], zh=r["zh"], en=r["en"],
                         elements=tuple(r.get("elements") or ()), required_only=bool(r.get("required_only", False)),
                         enabled=bool(r.get("enabled", True)), entities=tuple(r.get("entities") or ()))
