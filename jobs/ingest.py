@@ -27,7 +27,8 @@ from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt, with_protected_fields
 from shuzhi.delta import read_table, write_table
 from shuzhi.errors import ConservationError, DeliveryRejected
-from shuzhi.manifest import Delivery, DeliveryFile, manifest_fingerprint, verify_delivery
+from shuzhi.manifest import (Delivery, DeliveryFile, check_source, manifest_fingerprint, parse_batch_date,
+                             verify_delivery)
 from shuzhi.readers import CORRUPT, opened
 from shuzhi.schemas import Entity
 
@@ -82,12 +83,21 @@ class IngestResult:
 
 # ---------------------------------------------------------------- pure transforms
 
-def filter_well_formed(raw_df: DataFrame) -> DataFrame:
-    return raw_df.filter(F.col(CORRUPT).isNull()).drop(CORRUPT)
+def is_loadable(entity: Entity):
+    """A record bronze can hold: parsed, and carrying its record id (SPEC identifies records by it)."""
+    rid = F.col(entity.record_id)
+    return F.col(CORRUPT).isNull() & rid.isNotNull() & (F.trim(rid.cast("string")) != "")
 
 
-def filter_malformed(raw_df: DataFrame) -> DataFrame:
-    return raw_df.filter(F.col(CORRUPT).isNotNull())
+def filter_well_formed(raw_df: DataFrame, entity: Entity) -> DataFrame:
+    return raw_df.filter(is_loadable(entity)).drop(CORRUPT)
+
+
+def filter_malformed(raw_df: DataFrame, entity: Entity) -> DataFrame:
+    """Records bronze cannot hold, with their raw text (a parsed record without its id: as JSON)."""
+    raw_text = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n in entity.field_names])))
+    return raw_df.filter(~is_loadable(entity)).withColumn("__parsed", F.col(CORRUPT).isNull() | (F.col(CORRUPT) == "<resident/>")) \
+        .withColumn(CORRUPT, raw_text)
 
 
 def csv_field_count(raw_col):
@@ -97,6 +107,14 @@ def csv_field_count(raw_col):
 
 def with_reason(malformed_df: DataFrame, entity: Entity) -> DataFrame:
     """Classify malformed records: ``reason_code`` and a short ``rule_detail``."""
+    df = _with_format_reason(malformed_df, entity)
+    missing_id = F.col("__parsed")
+    return (df.withColumn("reason_code", F.when(missing_id, "RECORD_ID_MISSING").otherwise(F.col("reason_code")))
+            .withColumn("rule_detail", F.when(missing_id, F.lit(f"{entity.record_id} is empty"))
+                        .otherwise(F.col("rule_detail"))).drop("__parsed"))
+
+
+def _with_format_reason(malformed_df: DataFrame, entity: Entity) -> DataFrame:
     n = len(entity.fields)
     if entity.format == "csv":
         found = csv_field_count(F.col(CORRUPT))
@@ -122,18 +140,20 @@ def with_lineage(df: DataFrame, lin: Lineage, key_id: str | None = None) -> Data
 
 def to_bronze(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring) -> DataFrame:
     """Well-formed records as delivered, L3/L4 fields encrypted, identity tokens, lineage."""
-    df = with_protected_fields(filter_well_formed(raw_df), entity, keyring)
+    df = with_protected_fields(filter_well_formed(raw_df, entity), entity, keyring)
     df = with_lineage(df, lin)
     tokens = [f.token_column for f in entity.tokenised_fields]
     return df.select(*entity.field_names, *tokens, *LINEAGE_COLS)
 
 
-def to_quarantine(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring) -> DataFrame:
+def to_quarantine(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring,
+                  line_events: tuple[tuple[int, int], ...] = (), lines_exact: bool = True) -> DataFrame:
     """Malformed records, kept whole: reason code, locator, and the raw text — encrypted, since a
-    broken line still holds identity numbers and names."""
-    df = with_reason(filter_malformed(raw_df), entity)
+    broken line still holds identity numbers and names. ``line_events``: where records and lines
+    part (blank lines, quoted line breaks; ``shuzhi.filescan``), so the locator names the real line."""
+    df = with_reason(filter_malformed(raw_df, entity), entity)
     df = with_lineage(df, lin).withColumn("stage", F.lit("ingest"))
-    df = df.withColumn("locator", line_of(entity.format, F.col("_row")))
+    df = df.withColumn("locator", line_of(entity.format, F.col("_row"), line_events, lines_exact))
     df = df.withColumn("raw_record_enc", encrypt(F.col(CORRUPT), keyring)).withColumn("_key_id", F.lit(keyring.key_id))
     return df.select("_source", "_entity", "_batch_date", "_file", "_row", "locator", "stage", "reason_code",
                      "rule_detail", "raw_record_enc", "_delivery_id", "_run_id", "_loaded_at", "_encoding", "_key_id")
@@ -168,13 +188,15 @@ def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryF
     entity = dfile.entity
     lin = Lineage(delivery.source, entity.name, delivery.batch_date, dfile.name, delivery.delivery_id, run_id,
                   loaded_at, dfile.actual_encoding)
+    for note in dfile.notes:
+        log.warning("delivery %s file %s: %s", delivery.label, dfile.name, note)
     if dfile.encoding_mismatch:
         log.warning("delivery %s file %s: manifest says %s but the bytes are %s%s; reading as %s", delivery.label,
                     dfile.name, dfile.declared_encoding, dfile.actual_encoding, " with a BOM" if dfile.has_bom else "",
                     dfile.actual_encoding)
     with opened(spark, dfile) as raw:  # parsed once, cached; released after both writes
         bronze_df = to_bronze(raw, entity, lin, keyring)
-        quarantine_df = to_quarantine(raw, entity, lin, keyring)
+        quarantine_df = to_quarantine(raw, entity, lin, keyring, dfile.line_events, dfile.lines_exact)
         txn = f"ingest:{delivery.delivery_id}:{entity.table_name}"
         bw = write_table(bronze_df, settings.table_path("bronze", entity.table_name), mode="replace",
                          replace_where=f"_batch_date = DATE'{delivery.batch_date}'", partition_by=["_batch_date"],
@@ -203,6 +225,7 @@ def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryF
 def run(spark, settings: Settings, source: str, batch_date: str, *, run_id: str | None = None,
         keyring: Keyring | None = None) -> IngestResult:
     """Ingest one delivery. Raises ``DeliveryRejected`` (after recording it) or ``ConservationError``."""
+    check_source(source)                      # a typo is the caller's mistake: no ledger row, no audit row
     keyring = keyring or Keyring.load(settings.key_dir)
     run_id = run_id or uuid.uuid4().hex
     with audited(spark, settings, stage="ingest", source=source, batch_date=batch_date, run_id=run_id) as audit:
@@ -212,7 +235,7 @@ def run(spark, settings: Settings, source: str, batch_date: str, *, run_id: str 
         except DeliveryRejected as rej:
             fp = manifest_fingerprint(settings.landing, source, batch_date)
             record_delivery(spark, settings, [dict(
-                delivery_id=f"{source}/{batch_date}/{fp}", source=source, batch_date=date.fromisoformat(batch_date),
+                delivery_id=f"{source}/{batch_date}/{fp}", source=source, batch_date=parse_batch_date(batch_date),
                 kind=None, status="rejected", reason_code=rej.code, message=rej.message, file=None, entity=None,
                 manifest_rows=None, bronze_rows=0, quarantined_rows=0, balanced=None, declared_encoding=None,
                 actual_encoding=None, has_bom=None, run_id=run_id, recorded_at=now)],
@@ -224,12 +247,21 @@ def run(spark, settings: Settings, source: str, batch_date: str, *, run_id: str 
         result = IngestResult(source, batch_date, "loaded", kind=delivery.kind)
         for dfile in delivery.files:
             result.files.append(_ingest_file(spark, settings, delivery, dfile, run_id, now, keyring))
+        for note in delivery.notes:
+            log.warning("delivery %s: %s", delivery.label, note)
         rows = [dict(delivery_id=delivery.delivery_id, source=source, batch_date=date.fromisoformat(batch_date),
-                     kind=delivery.kind, status="accepted", reason_code=None, message=None, file=f.file, entity=f.entity,
+                     kind=delivery.kind, status="accepted", reason_code=None,
+                     message="; ".join(d.notes + delivery.notes) or None, file=f.file, entity=f.entity,
                      manifest_rows=f.manifest_rows, bronze_rows=f.bronze_rows, quarantined_rows=f.quarantined_rows,
                      balanced=f.balanced, declared_encoding=d.declared_encoding, actual_encoding=d.actual_encoding,
                      has_bom=d.has_bom, run_id=run_id, recorded_at=now)
                 for f, d in zip(result.files, delivery.files)]
+        if not rows:                          # an incremental delivery with nothing changed
+            rows = [dict(delivery_id=delivery.delivery_id, source=source, batch_date=date.fromisoformat(batch_date),
+                         kind=delivery.kind, status="accepted", reason_code=None,
+                         message="; ".join(("no files: nothing changed",) + delivery.notes), file=None, entity=None,
+                         manifest_rows=0, bronze_rows=0, quarantined_rows=0, balanced=True, declared_encoding=None,
+                         actual_encoding=None, has_bom=None, run_id=run_id, recorded_at=now)]
         record_delivery(spark, settings, rows, txn_id=f"accepted:{delivery.delivery_id}")
         if all(f.skipped for f in result.files):
             result.status = "noop"

@@ -9,6 +9,11 @@ class SetupError(ShuzhiError):
     """The machine is not set up (missing jars, keys, ...): the message names the command to run."""
 
 
+class UsageError(ShuzhiError, ValueError):
+    """A caller asked for something that does not exist (an unknown source, table, role, a date that
+    is not a date): answered before any work starts and never recorded as data."""
+
+
 class DeliveryRejected(ShuzhiError):
     """A delivery is rejected as a whole (SPEC: manifest faults). Not retryable until re-delivered.
 

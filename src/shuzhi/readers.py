@@ -21,12 +21,13 @@ _PARQUET_TYPES = {"string": T.StringType(), "date": T.DateType(), "timestamp": T
                   "decimal(12,2)": T.DecimalType(12, 2)}
 
 
-def read_schema(entity: Entity) -> T.StructType:
-    """The schema a delivery file is read with (delivered field names and types)."""
+def read_schema(entity: Entity, columns: tuple[str, ...] | list[str] = ()) -> T.StructType:
+    """The schema a delivery file is read with (delivered field names and types). ``columns``: a CSV
+    header's order when it differs from SPEC's (same names), so each value lands in its own field."""
     if entity.format == "parquet":
         return T.StructType([T.StructField(f.name, _PARQUET_TYPES[f.parquet_type or "string"]) for f in entity.fields])
-    return T.StructType([T.StructField(f.name, T.StringType()) for f in entity.fields]
-                        + [T.StructField(CORRUPT, T.StringType())])
+    names = list(columns) or entity.field_names
+    return T.StructType([T.StructField(n, T.StringType()) for n in names] + [T.StructField(CORRUPT, T.StringType())])
 
 
 def with_partition_ids(df: DataFrame) -> DataFrame:
@@ -60,21 +61,40 @@ def opened(spark: SparkSession, dfile: DeliveryFile) -> Iterator[DataFrame]:
     """
     base = with_partition_ids(read_delivery_file(spark, dfile)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        yield with_row_index(base)
+        yield with_hidden_records(spark, with_row_index(base), dfile)
     finally:
         base.unpersist()
+
+
+def with_hidden_records(spark: SparkSession, df: DataFrame, dfile: DeliveryFile) -> DataFrame:
+    """XML: Spark's reader skips ``<resident/>`` (no space before ``/>``) though SPEC counts it as a
+    record. Shift ``_row`` to the element's position and add each skipped element as a record whose
+    raw text is ``<resident/>`` (so it is quarantined, never lost)."""
+    if not dfile.hidden:
+        return df
+    thresholds = [v - j for j, v in enumerate(dfile.hidden)]         # reader row from which j+1 were skipped
+    arr = F.array(*[F.lit(x).cast("long") for x in thresholds])
+    shifted = df.withColumn("_row", F.col("_row") + F.size(F.filter(arr, lambda x: x <= F.col("_row"))))
+    empty = spark.createDataFrame([(int(v),) for v in dfile.hidden], "_row long")
+    for c in df.columns:
+        if c != "_row":
+            empty = empty.withColumn(c, (F.lit("<resident/>") if c == CORRUPT else F.lit(None)).cast(df.schema[c].dataType))
+    return shifted.unionByName(empty.select(*df.columns))
 
 
 def read_delivery_file(spark: SparkSession, dfile: DeliveryFile) -> DataFrame:
     """Read one delivered file with Spark's own reader for its format (lazy, not cached, no ``_row``)."""
     entity, path = dfile.entity, str(dfile.path)
-    schema = read_schema(entity)
+    schema = read_schema(entity, dfile.columns if dfile.reordered else ())
     if entity.format == "csv":
+        # multiLine only for files with quoted line breaks (it reads a file as one split)
         df = (spark.read.schema(schema).option("header", True).option("encoding", dfile.actual_encoding)
               .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
-              .option("multiLine", False).option("enforceSchema", True).option("quote", '"')
+              .option("multiLine", dfile.multiline).option("enforceSchema", True).option("quote", '"')
               .option("escape", '"').option("ignoreLeadingWhiteSpace", False)
               .option("ignoreTrailingWhiteSpace", False).csv(path))
+        if dfile.reordered:
+            df = df.select(*entity.field_names, CORRUPT)
     elif entity.format == "jsonl":
         r = spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
         if dfile.actual_encoding.upper().replace("-", "") != "UTF8":
