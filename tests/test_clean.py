@@ -108,7 +108,10 @@ N_LEGACY = cid("150105", "19850302", "123")        # what the 15-digit number li
 N_CHECK = wrong_check(cid("150105", "19850302", "104"))
 N_BIRTH = cid("150105", "19850230", "105")          # 30 February, with a correct check character
 N_REGION = cid("990101", "19850302", "106")         # no such county
-N_REGION_YEAR = cid("150105", "19700101", "107")    # 150105 exists only from 1983
+# 150120 呼和浩特 市区 (GB/T 2260 until 1983): abolished before any number was assigned (first issue
+# 1984), so wrong whatever the birth year — unlike 150105 (from 1983), which a holder born in 1970
+# carries legitimately (GB 11643: the county when the number was assigned; tests/test_region_codes.py)
+N_REGION_ABOLISHED = cid("150120", "19700101", "107")
 N_CLEAN = cid("110101", "19500101", "108")
 
 # record id → (GMSFHM, overrides, expected rule ids, where: "silver" or the quarantine reason)
@@ -133,7 +136,7 @@ DEFECTS = {
     "R18": (cid("150105", "19850302", "118"), {"LXDH": "0471-6123456"}, {"PHONE_LANDLINE"}, "silver"),
     "R19": (cid("150105", "19850302", "119"), {"LXDH": "138001"}, {"PHONE_INVALID"}, "silver"),
     "R20": (N_CLEAN, {"CSRQ": "19500101", "HJDZ_XZQHDM": "110101"}, set(), "silver"),
-    "R21": (N_REGION_YEAR, {}, {"ID_REGION"}, "ID_REGION"),
+    "R21": (N_REGION_ABOLISHED, {}, {"ID_REGION"}, "ID_REGION"),
 }
 ENCRYPTED_POP = {"GMSFHM", "XM", "MZDM", "HJDZ", "XZZ", "LXDH"}
 

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from .crypto import Keyring, decrypt, encrypt, hmac_token
-from .refdata import regions, traditional_to_simplified
+from .refdata import FIRST_ISSUE_YEAR, regions, traditional_to_simplified
 from .rules import load_rules
 from .schemas import Entity, Field, catalog
 from .standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped, id_check_char
@@ -73,15 +73,28 @@ def region_table(spark) -> DataFrame:
     return df.groupBy("code").agg(F.collect_list(F.struct("start", "end")).alias("spans"))
 
 
-def with_region_check(df: DataFrame, f: Field, norm_col: str, regions_df: DataFrame) -> DataFrame:
-    """Add ``__<field>_region_ok``: the number's region prefix was a valid county in its birth year."""
+def with_region_check(df: DataFrame, f: Field, norm_col: str, regions_df: DataFrame, as_of_year: int) -> DataFrame:
+    """Add ``__<field>_region_ok``: the number's address code is a GB/T 2260 code that was in force
+    at some time the number can have been assigned — between max(encoded birth year, 1984) and
+    ``as_of_year`` (the batch date's year); the same reading as ``refdata.valid_region``.
+
+    GB 11643 makes the address code the county of the household registration when the number was
+    assigned (first issue 1984–1985), not the county of the birth year: a holder born in 1943 who
+    registered in a county created in 1983 carries its code, and keeps it when the county is later
+    renamed or merged. Unknown codes, codes abolished before the holder could have a number and
+    codes created after ``as_of_year`` are not valid.
+
+        >>> df = with_region_check(df, f, "__GMSFHM_n", region_table(spark), 2026)      # doctest: +SKIP
+        >>> # 150105 (from 1983) born 1943 → true; 152621 (until 1996) born 2001 → false; 990105 → false
+    """
     key, year, rc, rs = (_tmp(f, k) for k in ("rk", "ry", "rc", "rs"))
     df = df.withColumn(key, F.substring(F.col(norm_col), 1, 6)).withColumn(
         year, F.substring(F.col(norm_col), 7, 4).try_cast("int"))
     r = regions_df.select(F.col("code").alias(rc), F.col("spans").alias(rs))
     df = df.join(F.broadcast(r), F.col(key) == F.col(rc), "left")
-    ok = F.exists(F.col(rs), lambda s: (s["start"].isNull() | (F.col(year) >= s["start"]))
-                  & (s["end"].isNull() | (F.col(year) <= s["end"])))
+    first, last = F.greatest(F.col(year), F.lit(FIRST_ISSUE_YEAR)), F.lit(as_of_year)
+    ok = (first <= last) & F.exists(F.col(rs), lambda s: (s["start"].isNull() | (s["start"] <= last))
+                                    & (s["end"].isNull() | (s["end"] >= first)))
     return df.withColumn(_tmp(f, "region_ok"), F.coalesce(ok, F.lit(False))).drop(key, year, rc, rs)
 
 
@@ -110,7 +123,8 @@ def std_citizen_id(f: Field, raw: Column, batch_date: date, keyring: Keyring) ->
             ("ID_FORMAT", bad == "format", "not 17 digits + check character"),
             ("ID_CHECK", bad == "check", "check character does not match"),
             ("ID_BIRTH", bad == "birth", "encoded birth date impossible or in the future"),
-            ("ID_REGION", bad == "region", "region prefix not a GB/T 2260 county in the birth year")]
+            ("ID_REGION", bad == "region", "address code not a GB/T 2260 code in force between max(birth year, "
+             "1984) and the batch year")]
     if f.required:
         hits.append(("ID_EMPTY", bad == "empty", "empty"))
     sn = f.silver_name
@@ -336,7 +350,7 @@ def standardise(df: DataFrame, entity: Entity, keyring: Keyring, batch_date: str
     for step in (0, 1):
         df = _stage(df, [id_pre(f, raw[f.name])[step] for f in ids])
     for f in ids:
-        df = with_region_check(df, f, _tmp(f, "n"), regions_df)
+        df = with_region_check(df, f, _tmp(f, "n"), regions_df, bd.year)
     stds = {f.name: standardiser(f, raw[f.name], dtypes[f.name], bd, keyring) for f in entity.fields}
     # stage 3..: each standardiser's intermediates, level by level
     depth = max((len(s.pre) for s in stds.values()), default=0)
