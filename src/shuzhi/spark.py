@@ -6,8 +6,20 @@
 """
 from __future__ import annotations
 
-from .config import DELTA_JARS, Settings
+import sys
+
+from pathlib import Path
+
+from .config import CONF_DIR, DELTA_JARS, REPO_ROOT, Settings
 from .errors import SetupError
+
+
+def log4j2_conf() -> Path:
+    """Log4j 2 configuration of the driver JVM (every log line on stderr, Spark's code-generator
+    fallbacks as one line without a stack trace): ``conf/log4j2.properties``, the repository's
+    when a ``SHUZHI_CONF`` folder has none."""
+    p = CONF_DIR / "log4j2.properties"
+    return p if p.is_file() else REPO_ROOT / "conf" / "log4j2.properties"
 
 
 def delta_jars(settings: Settings) -> list[str]:
@@ -40,8 +52,30 @@ def spark_conf(settings: Settings, app_name: str = "shuzhi") -> dict[str, str]:
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j2_conf().as_uri()}",
     }
+
+
+def _launch_jvm(conf: dict[str, str], master: str) -> None:
+    """Start the driver JVM (py4j gateway) with its stdout on this process's stderr: what the JVM
+    prints outside Log4j (Delta's ``VACUUM`` "Deleted N files …" lines, ``println`` of libraries,
+    Python workers' output) must not mix with a command's result on stdout. No-op when a gateway
+    exists (an earlier session, or ``spark-submit``, whose JVM is the parent process)."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    sc_conf = SparkConf(loadDefaults=False).setMaster(master).setAll(list(conf.items()))
+    SparkContext._ensure_initialized(gateway=launch_gateway(sc_conf, popen_kwargs={"stdout": _stderr_fd()}))
+
+
+def _stderr_fd() -> int:
+    """This process's stderr as a file descriptor (2 when ``sys.stderr`` is not a file, e.g. captured)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2
 
 
 def get_spark(settings: Settings, app_name: str = "shuzhi"):
@@ -51,8 +85,10 @@ def get_spark(settings: Settings, app_name: str = "shuzhi"):
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    conf = spark_conf(settings, app_name)
+    _launch_jvm(conf, settings.spark.master)
     builder = SparkSession.builder.master(settings.spark.master)
-    for k, v in spark_conf(settings, app_name).items():
+    for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
