@@ -210,7 +210,7 @@ def test_cli(spark, lake, tmp_path, monkeypatch, capsys):
 
     assert main(["export", "conflicts", "--out", str(out), "--night", "2026-13-01"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: night '2026-13-01' is not a date (expected YYYY-MM-DD)"
+    assert err == "error: night '2026-13-01' is not a date (expected YYYY-MM-DD, a real calendar date)"
     assert main(["export", "quarantine", "--out", str(q), "--source", "nobody"]) == 2
     assert "source 'nobody'" in capsys.readouterr().err
     assert main(["rules", "--night", "tomorrow"]) == 2

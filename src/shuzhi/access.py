@@ -22,7 +22,50 @@ from .delta import read_table, table_exists, write_table
 
 ACCESS_LOG = ("ops", "access_log")
 COLD = "cold"
+LAYERS = ("bronze", "silver", "gold", "ops", COLD, "restored")      # folders of the lake holding Delta tables
 PIPELINE_ROLE = "scheduler"
+
+
+def check_role(role: str) -> str:
+    """A role of ``conf/roles.yaml``; else a one-line UsageError listing them."""
+    from .exports import UsageError
+
+    roles = load_yaml("roles.yaml")["roles"]
+    if role not in roles:
+        raise UsageError(f"role {role!r} is not one of {', '.join(sorted(roles))} (conf/roles.yaml)")
+    return role
+
+
+def lake_tables(settings: Settings) -> list[str]:
+    """``<layer>.<name>`` of every Delta table under the lake root (hot, cold and restored), from
+    the folders alone — no Spark."""
+    root = settings.lake
+    if not root.is_dir():
+        return []
+    return sorted(f"{p.parent.parent.name}.{p.parent.name}" for p in root.glob("*/*/_delta_log") if p.is_dir())
+
+
+def check_table_name(table: str) -> tuple[str, str]:
+    """``<layer>.<name>`` with a layer of the lake; else a one-line UsageError."""
+    from .exports import UsageError
+
+    layer, dot, name = table.partition(".")
+    if not dot or not name or layer not in LAYERS:
+        raise UsageError(f"table {table!r} is not <layer>.<name> (e.g. silver.police_incidents); layers: "
+                         f"{', '.join(LAYERS)}")
+    return layer, name
+
+
+def check_table(settings: Settings, table: str) -> tuple[str, str]:
+    """``<layer>.<name>`` of a table ``read`` can see (its hot table or, for silver, its cold tier);
+    else a one-line UsageError listing the lake's tables."""
+    from .exports import UsageError
+
+    layer, name = check_table_name(table)
+    tables = lake_tables(settings)
+    if table not in tables and not (layer == "silver" and f"{COLD}.{name}" in tables):
+        raise UsageError(f"no table {table!r} in the lake at {settings.lake}; tables: {', '.join(tables) or 'none'}")
+    return layer, name
 
 
 @dataclass(frozen=True)
@@ -31,9 +74,7 @@ class Reader:
     role: str
 
     def __post_init__(self):
-        roles = load_yaml("roles.yaml")["roles"]
-        if self.role not in roles:
-            raise ValueError(f"unknown role {self.role!r}; conf/roles.yaml has {sorted(roles)}")
+        check_role(self.role)
 
     @classmethod
     def from_env(cls, who: str | None = None, role: str | None = None) -> "Reader":

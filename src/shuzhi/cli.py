@@ -48,9 +48,12 @@ def cmd_setup(settings: Settings, args) -> int:
 
 
 def cmd_airflow(settings: Settings, args) -> int:
+    """``shuzhi airflow -- dags list``: the ``--`` only ends shuzhi's own options (``shuzhi airflow
+    dags list`` works too); airflow gets what follows it."""
     env = {**os.environ, **settings.env_vars()}
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-    return subprocess.call([airflow, *args.rest], env=env)
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    return subprocess.call([airflow, *rest], env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,10 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, check every argument (and the lake a reading command needs) before anything starts
+    Spark — a bad one is one ``error:`` line and exit code 2 — then run the command."""
+    from .commands import _fail, check_usage
+    from .config import load_yaml
+    from .errors import ShuzhiError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    envs = load_yaml("environments.yaml")["environments"]
+    env = args.env or os.environ.get("SHUZHI_ENV")
+    if env and env not in envs:
+        return _fail(f"environment {env!r} is not one of {', '.join(envs)} (conf/environments.yaml)")
     settings = Settings.load(env=args.env)
+    try:
+        check_usage(settings, args)
+    except ShuzhiError as exc:
+        return _fail(exc)
     _apply_env(settings)
     return int(args.fn(settings, args) or 0)
 

@@ -1,7 +1,16 @@
-"""Stage sub-commands of the ``shuzhi`` CLI (the same job functions Airflow tasks call)."""
+"""Stage sub-commands of the ``shuzhi`` CLI (the same job functions Airflow tasks call).
+
+Every argument is checked by ``check_usage`` before a command starts Spark: a bad one is one
+``error:`` line on stderr and exit code 2 (``_fail``), in well under Spark's start-up time.
+"""
 from __future__ import annotations
 
 import json
+import os
+
+# Commands that need an existing lake: they read it (or, for the retention stages and the gate,
+# act on what it holds) and must never create one at a mistyped SHUZHI_HOME.
+NEEDS_LAKE = {"summary", "rules", "export", "query", "score", "gate", "restore", "tier", "archive", "destroy"}
 
 
 def _spark(settings):
@@ -33,13 +42,118 @@ def cmd_generate(settings, a) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- argument checks (no Spark)
+
+def check_usage(settings, a) -> None:
+    """Raise ``UsageError`` (one line naming what was given and what is allowed) for an argument
+    the command cannot use: dates (YYYY-MM-DD, a real date), sources, gated tables, lake tables,
+    roles, months, the truth folder, archive batches — and a lake that does not exist, for the
+    commands of ``NEEDS_LAKE``. Reads only files and ``conf/``; never starts Spark."""
+    from .access import Reader, check_table, check_table_name
+    from .exports import UsageError, check_filters, check_source, parse_night
+
+    cmd = a.cmd
+    if getattr(a, "start", None) is not None:
+        parse_night(a.start, "--start")
+    for attr in ("residents", "nights"):
+        if getattr(a, attr, 1) < 1:
+            raise UsageError(f"--{attr} {getattr(a, attr)} must be at least 1")
+    if cmd == "ingest":
+        check_source(a.source)
+    if getattr(a, "batch_date", None) is not None:
+        parse_night(a.batch_date, "batch date")
+    if getattr(a, "as_of", None) is not None:
+        parse_night(a.as_of, "--as-of")
+    if cmd == "gate":
+        from .gates import check_gate_table
+
+        check_gate_table(a.table)
+    if cmd == "query":
+        check_table_name(a.table)
+        Reader.from_env(a.who, a.role)                       # the role, also from $SHUZHI_ROLE
+        for m in a.month or []:
+            _check_month(m)
+        if a.limit < 0:
+            raise UsageError(f"--limit {a.limit} must be 0 or more")
+    if cmd == "export":
+        check_filters(a.what, night=a.night, status=getattr(a, "status", None), rule=a.rule,
+                      source=getattr(a, "source", None))
+        Reader.from_env(role=os.environ.get("SHUZHI_ROLE") or "governance_office")
+    if cmd == "rules":
+        parse_night(a.night)
+    if cmd == "score":
+        _check_truth(settings, a.truth, a.batch_date)
+    if cmd not in NEEDS_LAKE:
+        return
+    _check_lake(settings)
+    if cmd == "gate":
+        from .access import lake_tables
+
+        if a.table not in lake_tables(settings):
+            raise UsageError(f"table {a.table} does not exist yet in the lake at {settings.lake} (the stage that "
+                             f"writes it has not run); tables: {', '.join(lake_tables(settings))}")
+    if cmd == "query":
+        check_table(settings, a.table)
+    if cmd == "restore":
+        _check_batch(settings, a.batch_id)
+
+
+def _check_lake(settings) -> None:
+    from .exports import UsageError
+
+    if settings.lake_exists():
+        return
+    if os.environ.get("SHUZHI_LAKE"):
+        where = f"SHUZHI_LAKE={os.environ['SHUZHI_LAKE']}"
+    elif os.environ.get("SHUZHI_HOME") is None:
+        where = f"SHUZHI_HOME unset, default {settings.home}"
+    else:
+        where = f"SHUZHI_HOME={os.environ['SHUZHI_HOME'] or '(empty)'}"
+    raise UsageError(f"no lake at {settings.lake} ({where}); run the demo or ingest first")
+
+
+def _check_month(month: str) -> None:
+    import re
+
+    from .exports import UsageError
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise UsageError(f"--month {month!r} is not a month (expected YYYY-MM, e.g. 2026-10)")
+
+
+def _check_truth(settings, truth: str, batch_date: str) -> None:
+    from pathlib import Path
+
+    from .exports import UsageError
+
+    folder = Path(truth)
+    if not folder.is_dir():
+        raise UsageError(f"--truth {truth}: no such folder (the generator's ground truth, e.g. {settings.truth})")
+    if not (folder / batch_date / "truth.csv").is_file():
+        nights = sorted(p.parent.name for p in folder.glob("*/truth.csv"))
+        raise UsageError(f"--truth {truth} has no ground truth for {batch_date} ({batch_date}/truth.csv); "
+                         f"nights: {', '.join(nights) or 'none'}")
+
+
+def _check_batch(settings, batch_id: str) -> None:
+    from .archive import MANIFEST, archive_root
+    from .exports import UsageError
+
+    root = archive_root(settings)
+    if not (root / batch_id / MANIFEST).is_file():
+        batches = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
+        raise UsageError(f"no archive batch {batch_id!r} in {root}; batches: {', '.join(batches) or 'none'}")
+
+
+# ---------------------------------------------------------------- commands
+
 def _run_stage(label: str, fn, *args) -> int:
-    """Run one stage with a progress display; data faults print their message, not a trace."""
+    """Run one stage with a progress display (on stderr); data faults print their message, not a trace."""
     from rich.console import Console
 
     from .errors import DeliveryRejected, GateFailed
 
-    with Console().status(f"{label} …"):
+    with Console(stderr=True).status(f"{label} …"):
         try:
             res = fn(*args)
         except DeliveryRejected as rej:
@@ -99,8 +213,13 @@ def cmd_query(settings, a) -> int:
     """Read a table through the read interface (logged in ops.access_log) and print rows."""
     from .access import Reader, read
 
-    df = read(_spark(settings), settings, a.table, reader=Reader.from_env(a.who, a.role),
-              months=a.month or None, where=a.where)
+    from pyspark.errors import PySparkException
+
+    reader = Reader.from_env(a.who, a.role)
+    try:
+        df = read(_spark(settings), settings, a.table, reader=reader, months=a.month or None, where=a.where)
+    except PySparkException as exc:          # a --where Spark cannot parse or resolve
+        return _fail(f"--where {a.where!r}: {str(exc).strip().splitlines()[0]}")
     if df is None:
         return _fail(f"no table {a.table}")
     cols = [c for c, t in df.dtypes if t != "binary"]

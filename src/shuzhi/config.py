@@ -92,6 +92,11 @@ class Settings:
         """Location of a Delta table: ``<lake>/<layer>/<name>``."""
         return self.lake / layer / name
 
+    def lake_exists(self) -> bool:
+        """Whether the lake holds at least one Delta table (an empty or missing folder is no lake).
+        Reading commands check this first: a read never creates a lake."""
+        return self.lake.is_dir() and any(p.is_dir() for p in self.lake.glob("*/*/_delta_log"))
+
     @property
     def reports_dir(self) -> Path:
         return self.lake / "reports"

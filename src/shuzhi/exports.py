@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
@@ -47,9 +48,16 @@ RULES_COLUMNS = [
 ]
 _RULES_KEYS = ("id", "stage", "action", "severity", "hits", "zh", "en")  # rules_report keys, in RULES_COLUMNS order
 STATUSES = ("open", "resolved")
+_YMD = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-class ExportError(ShuzhiError, ValueError):
+class UsageError(ShuzhiError, ValueError):
+    """An argument no command can use (a date that is not a date, an unknown source, table, role,
+    rule or status, a lake that does not exist): the CLI prints it as one ``error:`` line, exit 2,
+    before Spark starts."""
+
+
+class ExportError(UsageError):
     """A filter the export cannot use (bad date, unknown rule, source or status)."""
 
 
@@ -98,14 +106,35 @@ def _masked_identity(col, keyring):
 
 # ---------------------------------------------------------------- filters
 
-def parse_night(night: str | None) -> date | None:
-    """``YYYY-MM-DD`` → date; raises ExportError with a one-line message."""
+def parse_night(night: str | None, what: str = "night") -> date | None:
+    """``YYYY-MM-DD`` → date (``what`` names the argument in the message); raises ExportError with
+    a one-line message.
+
+    >>> parse_night("2026-11-25")
+    datetime.date(2026, 11, 25)
+    >>> parse_night("2026-13-45", "batch date")
+    Traceback (most recent call last):
+    ...
+    shuzhi.exports.ExportError: batch date '2026-13-45' is not a date (expected YYYY-MM-DD, a real calendar date)
+    """
     if night is None:
         return None
+    s = str(night)
     try:
-        return date.fromisoformat(str(night))
+        if not _YMD.fullmatch(s):            # fromisoformat also takes 20261125 and 2026-W48-3
+            raise ValueError(s)
+        return date.fromisoformat(s)
     except ValueError:
-        raise ExportError(f"night {night!r} is not a date (expected YYYY-MM-DD)") from None
+        raise ExportError(f"{what} {night!r} is not a date (expected YYYY-MM-DD, a real calendar date)") from None
+
+
+def check_source(source: str) -> str:
+    """A department of ``schemas/feeds.yaml``; else ExportError listing them."""
+    from .schemas import catalog
+
+    if source not in catalog().sources:
+        raise ExportError(f"source {source!r} is not one of {', '.join(catalog().sources)}")
+    return source
 
 
 def check_filters(kind: str, *, night: str | None = None, status: str | None = None, rule: str | None = None,
@@ -125,10 +154,7 @@ def check_filters(kind: str, *, night: str | None = None, status: str | None = N
             raise ExportError(f"rule {rule!r} is not a {'verify' if kind == 'conflicts' else 'clean-stage or ingest'} "
                               f"rule (see `shuzhi rules`)")
     if source is not None:
-        from .schemas import catalog
-
-        if source not in catalog().sources:
-            raise ExportError(f"source {source!r} is not one of {', '.join(catalog().sources)}")
+        check_source(source)
 
 
 # ---------------------------------------------------------------- CSV

@@ -223,6 +223,30 @@ def suite_for(layer: str, table: str) -> tuple[str, list[Expectation]]:
     return name, base + load_hand_written(f"{layer}_{table}")
 
 
+def gate_tables(folder: Path = EXPECTATIONS_DIR) -> list[str]:
+    """Every ``<layer>.<table>`` a gate has a suite for: the tables with a baseline derived from
+    ``schemas/`` (each entity's bronze and silver table, both quarantines) and those with
+    hand-written expectations in ``expectations/<layer>_<table>.json``. The one list the CLI and
+    the tasks check a gate's table against (the DAGs gate a subset of it)."""
+    entities = [e.table_name for e in catalog().entities()]
+    derived = [f"{layer}.{t}" for layer in ("bronze", "silver") for t in entities + ["quarantine"]]
+    hand = [p.stem.replace("_", ".", 1) for p in folder.glob("*.json")]
+    return sorted(set(derived) | set(hand))
+
+
+def check_gate_table(table: str) -> tuple[str, str]:
+    """``<layer>.<table>`` → (layer, table) if a gate has a suite for it; else a one-line UsageError
+    listing the gated tables."""
+    from .exports import UsageError
+
+    known = gate_tables()
+    if table not in known:
+        hint = "" if "." in table else " (name it <layer>.<table>)"
+        raise UsageError(f"no gate for table {table!r}{hint}; gated tables: {', '.join(known)}")
+    layer, name = table.split(".", 1)
+    return layer, name
+
+
 # ------------------------------------------------------------------------- GX plumbing
 
 @lru_cache(maxsize=4)

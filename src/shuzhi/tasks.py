@@ -64,6 +64,12 @@ def manifest_ready(source: str, batch_date: str, settings: Settings | None = Non
 
 
 def ingest(source: str, batch_date: str, settings: Settings | None = None) -> dict:
+    """Ingest one delivery. An unknown source or a batch date that is not a date is a usage error
+    (``UsageError``, before Spark starts), never a rejected delivery in ``ops.deliveries``."""
+    from .exports import check_source, parse_night
+
+    check_source(source)
+    parse_night(batch_date, "batch date")
     settings = settings or Settings.load()
     if settings.spark.submit:
         return _submit(settings, "ingest", ["--source", source, "--batch-date", batch_date])
@@ -151,7 +157,17 @@ def verify_destruction(as_of: str, held_before: int, settings: Settings | None =
 
 
 def gate(table: str, batch_date: str | None, settings: Settings | None = None) -> dict:
+    """Gate one table (one of ``gates.gate_tables()``) for a batch date. The table must exist: a
+    gate reads, and never creates a lake (its audit and results tables) where there is none."""
+    from .access import lake_tables
+    from .exports import UsageError, parse_night
+    from .gates import check_gate_table
+
+    check_gate_table(table)
+    parse_night(batch_date, "batch date")
     settings = settings or Settings.load()
+    if table not in lake_tables(settings):
+        raise UsageError(f"table {table} does not exist in the lake at {settings.lake}; nothing to gate")
     if settings.spark.submit:
         return _submit(settings, "gate", ["--table", table, "--batch-date", batch_date or ""])
     from jobs import gate as job
@@ -166,13 +182,15 @@ def gate_summary(out) -> dict:
 
 
 def for_airflow(fn, *args):
-    """Call a task function; a rejected delivery or a failed critical gate becomes Airflow's
-    non-retryable failure (retrying cannot fix the data). Other errors keep Airflow's retries."""
+    """Call a task function; a rejected delivery, a failed critical gate or an argument no run can
+    use becomes Airflow's non-retryable failure (retrying cannot fix it). Other errors keep
+    Airflow's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from .errors import DeliveryRejected, DestructionNotProven, GateFailed
+    from .exports import UsageError
 
     try:
         return fn(*args)
-    except (DeliveryRejected, GateFailed, DestructionNotProven) as exc:
+    except (DeliveryRejected, GateFailed, DestructionNotProven, UsageError) as exc:
         raise AirflowFailException(str(exc)) from exc
