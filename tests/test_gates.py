@@ -45,3 +45,27 @@ def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, k
         gate.run(spark, settings, "bronze.police_population", D)
     audit = read_table(spark, settings.table_path("ops", "job_runs")).orderBy("started_at").collect()
     assert [(r["stage"], r["gate_outcome"], r["outcome"]) for r in audit][-1] == ("gate:bronze.police_population", "failed", "failed")
+
+
+def test_a_copied_lake_reuses_its_gate_results(spark, settings, keyring, tmp_path):
+    """The reuse key names the data files relative to the table, so a lake copied (or restored)
+    to another folder is the same data: its gates are not re-run nor re-recorded."""
+    import shutil
+    from dataclasses import replace
+
+    dl.police_population(settings.landing, D, [dl.pop_row("P1", "150105198503021234", "张三", XBDM="男")])
+    ingest.run(spark, settings, "police", D, keyring=keyring)
+    first = gate.run(spark, settings, "bronze.police_population", D)
+    whole = gate.run(spark, settings, "bronze.police_population", None)            # the whole table
+    n = read_table(spark, settings.table_path("ops", "gate_results")).count()
+    assert n > 0 and first.status == "warned" and whole.status == "warned"
+
+    copy = replace(settings, home=tmp_path / "elsewhere", lake=tmp_path / "elsewhere" / "lake")
+    shutil.copytree(settings.lake, copy.lake)
+    again = gate.run(spark, copy, "bronze.police_population", D)
+    again_whole = gate.run(spark, copy, "bronze.police_population", None)
+    results = read_table(spark, copy.table_path("ops", "gate_results"))
+    assert results.count() == n                                                       # nothing re-recorded
+    assert (again.status, again.failed_warning, again.rows) == ("warned", first.failed_warning, 1)
+    assert (again_whole.status, again_whole.rows) == ("warned", 1)
+    assert again.skipped_write and again_whole.skipped_write                          # answered from the record

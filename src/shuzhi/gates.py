@@ -314,12 +314,32 @@ def suite_fingerprint(expectations: list[Expectation]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def data_fingerprint(df) -> str:
-    """Identity of the data a (partition-pruned) Delta read sees: its data files. Delta never
-    rewrites a file in place, so the same files mean the same rows — whatever other batches did."""
+def data_fingerprint(df, root: Path | str) -> str:
+    """Identity of the data a (partition-pruned) Delta read sees: its data files, named relative
+    to the table's folder ``root`` — so a lake copied or restored to another folder is the same
+    data. Delta never rewrites a file in place, so the same files mean the same rows — whatever
+    other batches did."""
     import hashlib
 
-    return hashlib.sha256("\n".join(sorted(df.inputFiles())).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join(sorted(relative_files(df.inputFiles(), root))).encode()).hexdigest()[:16]
+
+
+def relative_files(uris, root: Path | str) -> list[str]:
+    """Data-file URIs (``file:///…/table/part-….parquet``) as paths relative to the table folder.
+
+    >>> relative_files(["file:///lake/bronze/t/_batch_date=2026-11-27/part-0.parquet"], "/lake/bronze/t")
+    ['_batch_date=2026-11-27/part-0.parquet']
+    """
+    import os
+    from urllib.parse import unquote, urlparse
+
+    base = os.path.abspath(str(root))
+    out = []
+    for u in uris:
+        p = unquote(urlparse(u).path) if "://" in u or u.startswith("file:") else u
+        rel = os.path.relpath(p, base)
+        out.append(p if rel.startswith("..") else rel)
+    return out
 
 
 def _outcome_from(rows: list, suite: str, table: str, batch_date: str | None) -> GateOutcome:
@@ -361,7 +381,7 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
     bcol = batch_column(layer, table)
     if batch_date and bcol:
         df = df.filter(F.col(bcol) == F.lit(date.fromisoformat(batch_date)))
-    txn_id = f"gate:{suite_name}:{batch_date}:{data_fingerprint(df)}:{suite_fingerprint(expectations)}"
+    txn_id = f"gate:{suite_name}:{batch_date}:{data_fingerprint(df, path)}:{suite_fingerprint(expectations)}"
     results_path = settings.table_path(*GATE_RESULTS)
     if table_exists(spark, results_path) and committed_txn_version(spark, results_path, txn_id) is not None:
         prior = (read_table(spark, results_path).filter((F.col("txn_id") == txn_id)).collect())
