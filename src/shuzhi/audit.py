@@ -58,7 +58,10 @@ def write_job_run(spark, settings: Settings, run: JobRun) -> None:
     from .delta import write_table
 
     row = asdict(run)
-    row["batch_date"] = date.fromisoformat(run.batch_date) if run.batch_date else None
+    try:                              # a batch-date folder that is no date is recorded (message), never raised
+        row["batch_date"] = date.fromisoformat(run.batch_date) if run.batch_date else None
+    except ValueError:
+        row["batch_date"] = None
     df = spark.createDataFrame([row], _schema())
     write_table(df, settings.table_path(*AUDIT_TABLE), mode="append", append_only=True,
                 comment="shuzhi job runs (append-only audit)")

@@ -21,6 +21,7 @@ class DeliveryRejected(ShuzhiError):
     """
 
     def __init__(self, code: str, message: str):
+        message = " ".join(message.split())          # one line, whatever a library's text held
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message

@@ -261,7 +261,9 @@ def scan_file(path: Path, fmt: str, *, check_gb18030: bool = False) -> FileScan:
                             scan.names.update(k.decode("utf-8", "replace") for k in _JSON_KEY.findall(buf))
                     break
                 j = max(buf.rfind(b"\n"), buf.rfind(b"\r"))
-                cut = j if (j == len(buf) - 1 and buf[j:] == b"\r") else j + 1
+                if j == len(buf) - 1 and buf[j] == 0x0D:       # a CR that may be half of a CRLF
+                    j = max(buf.rfind(b"\n", 0, j), buf.rfind(b"\r", 0, j))
+                cut = j + 1
                 if cut <= 0:
                     carry = buf
                     continue
