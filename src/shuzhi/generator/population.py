@@ -234,29 +234,27 @@ class World:
         m = (roles == "S") & (rng.random(n) < 0.12)
         eth[m] = rng.choice(eth_codes, m.sum(), p=ew / ew.sum())
         names = self._names(sex, eth, roles, hh_local, n_hh, rng)
-        # --- households: local hukou or elsewhere
+        # --- households: local hukou or elsewhere (a place of ref.ORIGINS, registered under its current code)
         local_hh = rng.random(n_hh) < local_share
-        hk_code_hh = np.full(n_hh, ref.DISTRICT, dtype=object)
-        codes = np.array([c for c, _ in ref.OTHER_REGIONS], dtype=object)
-        cw = np.array([w for _, w in ref.OTHER_REGIONS])
-        hk_code_hh[~local_hh] = rng.choice(codes, (~local_hh).sum(), p=cw / cw.sum())
+        places = [ref.HOME] + [p for p, _ in ref.ORIGINS]
+        pw = np.array([w for _, w in ref.ORIGINS])
+        place_hh = np.zeros(n_hh, dtype=np.int64)
+        place_hh[~local_hh] = 1 + rng.choice(len(ref.ORIGINS), (~local_hh).sum(), p=pw / pw.sum())
+        this_year = int(np.datetime64(day, "Y").astype(np.int64)) + 1970
+        current = np.array([ref.place_codes(p, np.array([this_year]))[0] for p in places], dtype=object)
+        hk_code_hh = current[place_hh]
         hk_code = hk_code_hh[hh_local]
-        # ID prefixes: the place where the number was first issued
+        # ID prefixes (GB 11643): the code the place of registration had when the number was assigned
+        # — some locals got theirs elsewhere before moving their registration here
+        place = place_hh[hh_local].copy()
+        born_elsewhere = (place == 0) & (rng.random(n) < 0.18)
+        place[born_elsewhere] = 1 + rng.choice(len(ref.ORIGINS), born_elsewhere.sum(), p=pw / pw.sum())
         by = birth.astype("M8[Y]").astype(np.int64) + 1970
-        prefix = hk_code.copy()
-        loc = hk_code == ref.DISTRICT
-        born_elsewhere = loc & (rng.random(n) < 0.18)
-        prefix[born_elsewhere] = rng.choice(codes, born_elsewhere.sum(), p=cw / cw.sum())
-        always = np.array([c for c in codes if not ref.region_table()[c][2]], dtype=object)
-        for code in np.unique(prefix):
-            m = prefix == code
-            bad = m & ~ref.region_valid_for_years(code, by)
-            if bad.any():
-                fallback = np.array(ref.OLD_LOCAL_REGIONS if code == ref.DISTRICT else always, dtype=object)
-                fb = rng.choice(fallback, bad.sum())
-                fb_ok = np.array([ref.region_valid_for_years(c, np.array([y]))[0] for c, y in zip(fb, by[bad])])
-                fb[~fb_ok] = "150121"
-                prefix[bad] = fb
+        assigned = ref.assignment_years(by, this_year, rng)
+        prefix = np.empty(n, dtype=object)
+        for k in np.unique(place):
+            m = place == k
+            prefix[m] = ref.place_codes(places[k], assigned[m])
         ids = make_id_numbers(prefix, birth, sex, rng, self.taken_ids)
         # hukou address for non-local households (local ones get their house address later)
         hk_addr_hh = np.full(n_hh, None, dtype=object)
@@ -952,14 +950,18 @@ class World:
         for p in idbs_p:
             P.protect[p] = True
             if rng.random() < 0.5:
-                # the number itself encodes another birth date; every department agrees on the true one
+                # the number itself encodes another birth date; every department agrees on the true one.
+                # It keeps its address code, which must still be one a number encoding that date can
+                # carry: in force at some time from max(encoded year, first issue) to this year
                 region = P.id[p][:6]
+                this_year = int(day.astype("M8[Y]").astype(np.int64)) + 1970
                 enc = None
                 for _ in range(20):
                     shift = int(rng.choice([-1, 1])) * int(rng.integers(1, 200))
                     cand = P.birth[p] + DAY * shift
                     y = int(cand.astype("M8[Y]").astype(np.int64)) + 1970
-                    if cand < day and ref.region_valid_for_years(region, np.array([y]))[0]:
+                    if cand < day and ref.in_force(region, np.arange(max(y, ref.FIRST_ISSUE_YEAR),
+                                                                     this_year + 1)).any():
                         enc = cand
                         break
                 if enc is None:

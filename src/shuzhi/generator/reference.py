@@ -70,19 +70,43 @@ COMPOUND_STEMS = ("阳光", "金桥", "丽苑", "民族", "财大", "农大", "�
                   "锦绣", "东岸", "泰和", "滨河", "紫金", "盛世", "蒙欣", "广厦", "如意", "和谐", "嘉茂",
                   "新城", "园丁", "天骄", "城发", "绿地", "康居", "安泰", "福润", "兴泰", "祥和")
 
-# Region codes for other-province household registrations (no validity period in GB/T 2260,
-# so valid for any birth year); checked at import by stdnum's own table in the tests.
-OTHER_REGIONS = (
-    ("150121", 0.10), ("150122", 0.05), ("150221", 0.05), ("150222", 0.03), ("150421", 0.02),
-    ("140105", 0.05), ("140202", 0.03), ("130102", 0.04), ("130702", 0.03),
-    ("610102", 0.04), ("640104", 0.03), ("620102", 0.03), ("230102", 0.04), ("220102", 0.03),
-    ("210102", 0.03), ("110105", 0.04), ("370102", 0.03), ("410102", 0.04), ("120101", 0.02),
-    ("510104", 0.02), ("320102", 0.02), ("340102", 0.02),
+# Where identity numbers come from. GB 11643: the address code is the county of the holder's
+# household registration *when the number was assigned* (first issue 1984-1985; later numbers at
+# registration after birth or with the first card), and the holder keeps it when the county is
+# renamed, merged or abolished. So a place is the succession of its GB/T 2260 codes (their years
+# are python-stdnum's cn/loc table) and a number gets the code in force in its assignment year:
+# elderly locals carry 150105 although stdnum dates it from 1983, and people registered in 武川县
+# before 1996 carry 152621 although that code is gone.
+FIRST_ISSUE_YEAR = 1984
+HOME = (DISTRICT,)     # 呼和浩特 郊区 1983-1999, renamed 赛罕区 2000: one code throughout
+# Places of other household registrations (and of locals who got their number elsewhere), weighted.
+ORIGINS = (
+    (("150121",), 0.10),              # 呼和浩特 土默特左旗 (no dates)
+    (("150122",), 0.05),              # 呼和浩特 托克托县 (no dates)
+    (("152621", "150125"), 0.04),     # 武川县: 乌兰察布盟 until 1996, 呼和浩特 from 1996
+    (("152622", "150123"), 0.03),     # 和林格尔县: until 1995, then 呼和浩特
+    (("152623", "150124"), 0.02),     # 清水河县: until 1995, then 呼和浩特
+    (("152633", "150223"), 0.02),     # 达尔罕茂明安联合旗: until 1996, then 包头
+    (("150221",), 0.05), (("150222",), 0.03),   # 包头 土默特右旗, 固阳县 (no dates)
+    (("150421",), 0.02),              # 赤峰 阿鲁科尔沁旗 (from 1983)
+    (("140112", "140105"), 0.05),     # 太原 南郊区 1983-1997 → 小店区 1997-
+    (("140202", "140213"), 0.03),     # 大同 城区 1983-2018 → 平城区 2018-
+    (("130102",), 0.04), (("130702",), 0.03),   # 石家庄 长安区, 张家口 桥东区 (from 1983)
+    (("133001", "131102"), 0.02),     # 衡水市 1982-1996 → 衡水市 桃城区 1996-
+    (("610102",), 0.04),              # 西安 新城区
+    (("640102", "640104"), 0.03),     # 银川 城区 1983-2002 → 兴庆区 2002-
+    (("620102",), 0.03), (("230102",), 0.04), (("220102",), 0.03), (("210102",), 0.03),
+    (("110105",), 0.04),              # 北京 朝阳区 (no dates)
+    (("370102",), 0.03), (("410102",), 0.04), (("120101",), 0.02),
+    (("510102", "510104"), 0.02),     # 成都 东城区 1983-1990 → 锦江区 1990-
+    (("320102",), 0.02), (("340102",), 0.02),
 )
-# Hohhot codes valid for persons born before 1983 (stdnum's GB/T 2260 table dates 150105 from 1983).
-OLD_LOCAL_REGIONS = ("150121", "150122", "150120")
-# Prefixes that are not GB/T 2260 codes (planted as id_bad_region).
+# Planted as id_bad_region: prefixes that are no GB/T 2260 code at all ...
 BAD_REGIONS = ("990105", "000105", "150106", "150199", "159901", "350199")
+# ... and real codes abolished before some holders could have been given a number: the 市区 codes
+# ended in 1983 (before the first issue, so wrong for everyone), the others are wrong for numbers
+# of persons born after their last year.
+ABOLISHED_REGIONS = ("150120", "140120", "640120", "152621", "133001", "640102", "510102")
 
 # ---------------------------------------------------------------- names ----
 MALE_CHARS = tuple("伟强磊军勇杰涛斌超明刚平辉鹏华飞鑫波宇浩凯健俊帆帅旭宁龙林国建志文海东峰亮成兵晨阳宏振"
@@ -124,8 +148,7 @@ def has_traditional(name: str) -> bool:
 def region_table() -> dict[str, tuple[str, str, tuple[tuple[int, int], ...]]]:
     """code -> (province, county, validity periods) from python-stdnum's GB/T 2260 table.
 
-    A period is (first year, last year); an empty tuple means valid for any year — the same
-    reading stdnum.cn.ric applies to a birth year."""
+    A period is (first year, last year); an empty tuple means no dates (in force throughout)."""
     text = resources.files("stdnum").joinpath("cn/loc.dat").read_text(encoding="utf-8")
     out: dict[str, tuple[str, str, tuple[tuple[int, int], ...]]] = {}
     province, pcode = "", ""
@@ -150,9 +173,10 @@ def region_table() -> dict[str, tuple[str, str, tuple[tuple[int, int], ...]]]:
     return out
 
 
-def region_valid_for_years(code: str, years: np.ndarray) -> np.ndarray:
-    """Whether ``code`` is a GB/T 2260 county code in force in each birth year."""
+def in_force(code: str, years: np.ndarray) -> np.ndarray:
+    """Whether ``code`` is a GB/T 2260 code in force in each of ``years`` (unknown codes: never)."""
     entry = region_table().get(code)
+    years = np.asarray(years)
     if entry is None:
         return np.zeros(len(years), dtype=bool)
     if not entry[2]:
@@ -161,6 +185,46 @@ def region_valid_for_years(code: str, years: np.ndarray) -> np.ndarray:
     for start, end in entry[2]:
         ok |= (years >= start) & (years <= end)
     return ok
+
+
+def last_year(code: str) -> int:
+    """The last year ``code`` was in force (9999: still in force; -1: unknown code)."""
+    entry = region_table().get(code)
+    if entry is None:
+        return -1
+    return max((end for _, end in entry[2]), default=9999)
+
+
+def place_codes(place: tuple[str, ...], years: np.ndarray) -> np.ndarray:
+    """The code ``place`` had in each year: the latest of its succession in force that year.
+
+    >>> place_codes(("152621", "150125"), np.array([1985, 1996, 2010])).tolist()
+    ['152621', '150125', '150125']
+    """
+    years = np.asarray(years)
+    out = np.full(len(years), None, dtype=object)
+    for code in place:
+        out[in_force(code, years)] = code
+    if any(v is None for v in out):
+        missing = sorted({int(y) for y, v in zip(years, out) if v is None})
+        raise ValueError(f"no code of {place} in force in {missing}")
+    return out
+
+
+def assignment_years(birth_years: np.ndarray, this_year: int, rng: np.random.Generator) -> np.ndarray:
+    """The year each person's number was assigned: 1984 or 1985 for those born earlier (the
+    first issue), otherwise at household registration after birth or at the first card (up to
+    16 years after birth) — never after ``this_year``."""
+    n = len(birth_years)
+    later = birth_years + rng.integers(0, 17, n)
+    first = FIRST_ISSUE_YEAR + rng.integers(0, 2, n)
+    return np.minimum(np.maximum(later, first), this_year)
+
+
+def abolished_before(birth_year: int) -> tuple[str, ...]:
+    """Codes of ``ABOLISHED_REGIONS`` that no number encoding ``birth_year`` can carry: their
+    last year lies before the holder could have been given one."""
+    return tuple(c for c in ABOLISHED_REGIONS if last_year(c) < max(birth_year, FIRST_ISSUE_YEAR))
 
 
 # ---------------------------------------------------------------- pools built with Faker ----
