@@ -214,3 +214,155 @@ def test_cli(spark, lake, tmp_path, monkeypatch, capsys):
     assert main(["export", "quarantine", "--out", str(q), "--source", "nobody"]) == 2
     assert "source 'nobody'" in capsys.readouterr().err
     assert main(["rules", "--night", "tomorrow"]) == 2
+
+
+# ---------------------------------------------------------------- the mask cannot be undone
+
+WEIGHTS, CHECKS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), "10X98765432"
+NIGHT = date(2026, 11, 27)
+
+
+def check_char(first17: str) -> str:
+    return CHECKS[sum(int(c) * w for c, w in zip(first17, WEIGHTS)) % 11]
+
+
+def valid(number: str) -> bool:
+    return len(number) == 18 and number[:17].isdigit() and check_char(number[:17]) == number[17]
+
+
+class Person:
+    """A valid number for a birth date on or after ``near``, the first one for which the register's
+    own dates (first and last seen: the night) do not happen to rebuild a valid number."""
+
+    def __init__(self, i: int, near: date, sex: str):
+        from datetime import timedelta
+
+        region, seq, night = "150105", "01" + sex, NIGHT.strftime("%Y%m%d")
+        birth = next(near + timedelta(days=k) for k in range(30) if check_char(region + night + seq)
+                     != check_char(region + (near + timedelta(days=k)).strftime("%Y%m%d") + seq))
+        ymd = birth.strftime("%Y%m%d")
+        self.id = region + ymd + seq + check_char(region + ymd + seq)
+        self.birth, self.sex, self.mtok, self.i = birth, sex, f"m{i}", i
+
+
+def silver(spark, keyring, rows, extra: str = ""):
+    """A silver-like frame with the columns jobs/verify.py's detectors read (``id`` plain → ``id_enc``)."""
+    from pyspark.sql import functions as F
+
+    from shuzhi.crypto import encrypt
+
+    schema = ("record_id string, id string, tok string, name__mtok string, birth_date date, sex string, "
+              "citizen_id__birth date, citizen_id__sex string, updated_at timestamp, person_hint string" + extra)
+    df = spark.createDataFrame(rows, schema)
+    return df.withColumn("id_enc", encrypt(F.col("id"), keyring)).drop("id")
+
+
+def _rec(rid, p: Person, keyring, birth=None, sex=None):
+    return (rid, p.id, keyring.token_py(p.id), p.mtok, birth or p.birth, sex or p.sex, p.birth, p.sex,
+            datetime(2026, 11, 27, 8), None)
+
+
+def test_birth_date_conflicts_cannot_unmask_the_number(spark, spark_settings, tmp_path):
+    """The masked number hides exactly its 8 birth-date digits. Build a register of birth-date
+    conflicts through jobs/verify.py's detectors (every number valid), export it, and rebuild
+    prefix + every date found in any column (and every date ± every number the row states) +
+    suffix: none of the found dates gives a valid number, and the real birth date is never among
+    the candidates. Rows written before the fix (evidence with the dates) are masked on export."""
+    from datetime import timedelta
+
+    from jobs import verify
+
+    s = Settings.load(home=tmp_path / "home", key_dir=tmp_path / "keys", spark=spark_settings)
+    kr = Keyring.create(s.key_dir)
+    people = [Person(i, date(1950 + 7 * i, 1 + i, 3 + 2 * i), "1" if i % 2 else "2") for i in range(6)]
+    a1, a2, b1, b2, c1, c2 = people
+    day = timedelta(days=1)
+    # A: the police register agrees with the number, health / civil affairs have another birth date
+    # B: the police record itself contradicts its number (birth; for b2 also the sex), health agrees with police
+    # C: police and civil affairs agree on a birth date their number does not encode (c1); c2 as A
+    pop = [_rec(f"R{p.i}", p, kr) for p in (a1, a2, c2)] + [
+        _rec("RB1", b1, kr, birth=b1.birth + 40 * day), _rec("RB2", b2, kr, birth=b2.birth - 366 * day,
+                                                             sex="1" if b2.sex == "2" else "2"),
+        _rec("RC1", c1, kr, birth=c1.birth + 10 * day)]
+    hl = [_rec("H1", a1, kr, birth=a1.birth + 5 * day), _rec("HB1", b1, kr, birth=b1.birth + 40 * day)]
+    ca = [_rec("M2", a2, kr, birth=a2.birth - 31 * day), _rec("MC1", c1, kr, birth=c1.birth + 10 * day),
+          _rec("MC2", c2, kr, birth=c2.birth + 3650 * day)]
+    s_frames = {
+        "pop": silver(spark, kr, [r + ("0", None) for r in pop], ", person_status string, deregistration_date date"),
+        "hl": silver(spark, kr, [r + (None,) for r in hl], ", death_date date"),
+        "ca": silver(spark, kr, [r + ("DIBAO", "ACTIVE", None) for r in ca],
+                     ", assistance_type string, case_status string, death_date date")}
+    pending = spark.createDataFrame([], "tok string, hint string")
+    stale = spark.createDataFrame([], "ref string")
+    obs = verify.observed_conflicts(spark, s_frames, NIGHT, pending, "run-1", stale)
+    write_table(obs, s.table_path("gold", "conflicts"), mode="append")
+    # two rows of a register written before the fix (their evidence names the dates), and a
+    # deceased-paid row whose death date is kept (it cannot rebuild the number)
+    from pyspark.sql import functions as F
+
+    from shuzhi.crypto import encrypt
+
+    legacy = spark.createDataFrame([
+        ("old1", "X_BIRTH_MISMATCH", "medium", ["health", "police"], ["health/residents/H9", "police/population/R9"],
+         "health/residents/H9", "t9", a1.id, f"birth date in health 1999-09-09 differs from the police register "
+                                             f"{a1.birth.isoformat()}", NIGHT, NIGHT, "open", None, "run-0"),
+        ("old2", "X_ID_BIRTH_SEX", "medium", ["police"], ["police/population/R8"], "police/population/R8", "t8", b1.id,
+         f"birth date {b1.birth.year}年{b1.birth.month}月{b1.birth.day}日 but the number encodes "
+         f"{b1.birth.strftime('%Y%m%d')}", NIGHT, NIGHT, "open", None, "run-0"),
+        ("old3", "X_DECEASED_PAID", "high", ["social_security", "health"], ["social_security/insurance/S7"],
+         "social_security/insurance/S7", "t7", c2.id, "benefit paid after the death date 2026-10-02 recorded by health",
+         NIGHT, NIGHT, "open", None, "run-0"),
+    ], "conflict_id string, rule_id string, severity string, departments array<string>, record_refs array<string>, "
+       "subject string, person_token string, id string, evidence string, first_seen date, last_seen date, "
+       "status string, resolved_on date, _run_id string")
+    legacy = legacy.withColumn("citizen_id_enc", encrypt(F.col("id"), kr)).drop("id")
+    write_table(legacy.select(*obs.columns), s.table_path("gold", "conflicts"), mode="append")
+
+    out = tmp_path / "conflicts.csv"
+    n = exports.export_conflicts(spark, s, out)
+    raw, rows = read_csv(out)
+    assert n == len(rows) == 11
+    by_subject = {r["证据记录/record_refs"].split("; ")[0]: r for r in rows}
+    assert {(r["规则编号/rule_id"]) for r in rows} == {"X_BIRTH_MISMATCH", "X_ID_BIRTH_SEX", "X_DECEASED_PAID"}
+    assert {k: r["证据说明/evidence"] for k, r in by_subject.items()} == {
+        "health/residents/H1": "birth date in health differs from the police register by 5 day(s)",
+        "civil_affairs/assistance/M2": "birth date in civil_affairs differs from the police register by 31 day(s)",
+        "police/population/RB1": "birth date differs from the one the number encodes by 40 day(s)",
+        "health/residents/HB1": "birth date differs from the one the number encodes by 40 day(s)",
+        "police/population/RB2": "birth date differs from the one the number encodes by 366 day(s); sex code "
+                                 f"{'1' if b2.sex == '2' else '2'} but the number encodes {b2.sex}",
+        "police/population/RC1": "birth date differs from the one the number encodes by 10 day(s)",
+        "civil_affairs/assistance/MC1": "birth date differs from the one the number encodes by 10 day(s)",
+        "civil_affairs/assistance/MC2": "birth date in civil_affairs differs from the police register by 3650 day(s)",
+        "health/residents/H9": "birth date in health ****-**-** differs from the police register ****-**-**",
+        "police/population/R8": "birth date ****年**月**日 but the number encodes ********",
+        "social_security/insurance/S7": "benefit paid after the death date 2026-10-02 recorded by health"}
+    person_of = {"H1": a1, "M2": a2, "RB1": b1, "HB1": b1, "RB2": b2, "RC1": c1, "MC1": c1, "MC2": c2, "H9": a1, "R8": b1,
+                 "S7": c2}
+
+    import re
+
+    found_valid, derived, n_derived = [], [], 0
+    for key, r in by_subject.items():
+        p = person_of[key.rsplit("/", 1)[1]]
+        masked = r["身份号码（脱敏）/citizen_id_masked"]
+        assert masked == p.id[:6] + "********" + p.id[14:]
+        assert valid(masked[:6] + p.birth.strftime("%Y%m%d") + masked[14:])   # the true date would give it away
+        text = " ".join(r.values())
+        dates = {m.replace("-", "") for m in re.findall(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)|(?<!\d)\d{8}(?!\d)", text)}
+        dates |= {f"{y}{int(mo):02d}{int(d):02d}" for y, mo, d in re.findall(r"(\d{4})年(\d{1,2})月(\d{1,2})日", text)}
+        found_valid += [d for d in dates if valid(masked[:6] + d + masked[14:])]
+        numbers = {int(x) for x in re.findall(r"(?<![\d-])\d{1,5}(?![\d-])", text)}
+        for d in dates:
+            try:
+                base = date(int(d[:4]), int(d[4:6]), int(d[6:]))
+            except ValueError:
+                continue
+            for k in numbers:
+                for cand in (base - k * day, base + k * day):
+                    n_derived += 1
+                    derived.append(cand == p.birth)
+    assert found_valid == []
+    assert n_derived > 0 and not any(derived)
+    assert not any(p.id.encode() in raw or p.birth.strftime("%Y%m%d").encode() in raw
+                   or p.birth.isoformat().encode() in raw for p in people)

@@ -194,9 +194,13 @@ def test_night1_each_rule_fires_exactly_once(spark, lake):
         if subject in PERSON_OF:
             assert r["person_token"] == tok(keyring, PERSON_OF[subject]), subject
         assert r["severity"] == {"X_DECEASED_PAID": "high", "X_DUP_PERSON": "low"}.get(rule, "medium")
-        # evidence without L3/L4 plaintext
+        # evidence without L3/L4 plaintext, and no birth date (the exported mask hides exactly those digits)
         for p in PERSONS:
             assert p.id not in r["evidence"] and p.name not in r["evidence"]
+            assert p.birth not in r["evidence"] and p.csrq not in r["evidence"]
+    assert reg[("X_BIRTH_MISMATCH", "civil_affairs/assistance/M6")]["evidence"] == \
+        "birth date in civil_affairs differs from the police register by 29 day(s)"       # 1992-03-02 vs 02-02
+    assert reg[("X_ID_BIRTH_SEX", "police/population/R07")]["evidence"] == "sex code 2 but the number encodes 1"
     # the identity number travels encrypted
     enc = read_table(spark, settings.table_path("gold", "conflicts")).select(
         "subject", decrypt(F.col("citizen_id_enc"), keyring).alias("cid")).collect()

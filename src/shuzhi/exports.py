@@ -104,6 +104,74 @@ def _masked_identity(col, keyring):
     return mask_citizen_id_col(decrypt(col, keyring))
 
 
+# ---------------------------------------------------------------- text next to a masked number
+
+# The mask hides the 8 birth-date digits of an 18-character number, so no text exported beside
+# it may name a date that, put back between the prefix and the suffix, rebuilds the number.
+# Rules whose evidence may carry a date that is not a birth date (X_DECEASED_PAID: the death
+# date) keep such a date unless it could rebuild the number (its check character would be valid;
+# a date that could not is no clue: anyone can test it against the prefix and suffix); in every
+# other row beside a masked number, every date is masked.
+NON_BIRTH_DATE_RULES = frozenset({"X_DECEASED_PAID"})
+_ID_RUN = re.compile(r"(?<![0-9])(?:\d{17}[0-9Xx]|\d{15})(?![0-9A-Za-z])")
+_DATE8 = re.compile(r"(?<![0-9])(?:1[89]|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![0-9])")
+_DATE_SEP = re.compile(r"(?<![0-9])(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(\s*日)?(?![0-9])")
+
+
+def rebuilds_number(masked: str, ymd: str) -> bool:
+    """Whether ``ymd`` (8 digits) between a masked 18-character number's prefix and suffix gives a
+    number whose GB 11643 check character is valid.
+
+    >>> rebuilds_number("150105********1230", "19850302"), rebuilds_number("150105********1230", "19850303")
+    (True, False)
+    """
+    from .standards import ID_CHECK_CHARS, ID_WEIGHTS
+
+    n = masked[:6] + ymd + masked[14:]
+    if len(n) != 18 or not n[:17].isdigit():
+        return False
+    return ID_CHECK_CHARS[sum(int(c) * w for c, w in zip(n[:17], ID_WEIGHTS)) % 11] == n[17].upper()
+
+
+def mask_dates_beside(text: str | None, masked: str | None, rule_id: str | None = None) -> str | None:
+    """``text`` exported in the same row as the masked identity number ``masked``: identity-number-
+    like runs are masked like the number; if the row carries a masked number, every date
+    (``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY/M/D``, ``YYYY年M月D日``) that could be the hidden birth date is
+    masked — all of them, except in the rules of ``NON_BIRTH_DATE_RULES``, whose dates stay unless
+    they would rebuild the number.
+
+    >>> mask_dates_beside("birth date 1985-03-02 but the number encodes 19850302", "150105********1234")
+    'birth date ****-**-** but the number encodes ********'
+    >>> mask_dates_beside("死亡日期2026-10-01后仍发放养老金", "150105********1234", "X_DECEASED_PAID")
+    '死亡日期2026-10-01后仍发放养老金'
+    >>> mask_dates_beside("死亡日期1985年3月2日", "150105********1230", "X_DECEASED_PAID")
+    '死亡日期****年**月**日'
+    >>> mask_dates_beside("record 150105198503021234", None)
+    'record 150105********1234'
+    """
+    if not text:
+        return text
+    text = _ID_RUN.sub(lambda m: mask_citizen_id(m.group(0)), text)
+    if not masked:
+        return text
+
+    def hide(ymd: str) -> bool:
+        if rule_id in NON_BIRTH_DATE_RULES and len(masked) == 18:
+            return rebuilds_number(masked, ymd)
+        return True
+
+    def sep(m):
+        y, mo, d, day = m.group(1), m.group(2), m.group(3), m.group(4)
+        if not hide(f"{y}{int(mo):02d}{int(d):02d}"):
+            return m.group(0)
+        if "年" in m.group(0):
+            return f"****年**月**{'日' if day else ''}"
+        return "****-**-**"
+
+    text = _DATE_SEP.sub(sep, text)
+    return _DATE8.sub(lambda m: "********" if hide(m.group(0)) else m.group(0), text)
+
+
 # ---------------------------------------------------------------- filters
 
 def parse_night(night: str | None, what: str = "night") -> date | None:
@@ -244,7 +312,8 @@ def export_conflicts(spark, settings: Settings, out: Path, *, night: str | None 
     def line(r):
         zh = rules[r["rule_id"]].zh if r["rule_id"] in rules else ""
         return [r["conflict_id"], r["rule_id"], zh, r["severity"], r["departments"], r["record_refs"],
-                r["citizen_id_masked"], r["evidence"], r["first_seen"], r["last_seen"], r["status"], r["resolved_on"]]
+                r["citizen_id_masked"], mask_dates_beside(r["evidence"], r["citizen_id_masked"], r["rule_id"]),
+                r["first_seen"], r["last_seen"], r["status"], r["resolved_on"]]
 
     return write_csv(out, CONFLICT_COLUMNS, (line(r) for r in rows))
 
@@ -315,7 +384,8 @@ def export_quarantine(spark, settings: Settings, out: Path, *, night: str | None
     rows = [] if df is None else df.orderBy("night", "source", "stage", "file", "row", "reason_code").collect()
     return write_csv(out, QUARANTINE_COLUMNS, (
         [r["night"], r["source"], r["entity"], r["file"], r["locator"], r["stage"], r["reason_code"],
-         _reason_zh(r["stage"], r["reason_code"]), r["rule_detail"], r["record_id"], r["citizen_id_masked"]]
+         _reason_zh(r["stage"], r["reason_code"]), mask_dates_beside(r["rule_detail"], r["citizen_id_masked"]),
+         r["record_id"], r["citizen_id_masked"]]
         for r in rows))
 
 
