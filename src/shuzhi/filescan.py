@@ -164,23 +164,14 @@ class _Lines:
 
 def _open_after(line: bytes, in_quote: bool) -> bool:
     """Whether a CSV line ends inside a double-quoted field (RFC 4180: a quote opens a field only at
-    its start; ``""`` inside is an escaped quote)."""
+    its start; ``""`` inside is an escaped quote). ``in_quote``: the line goes on a quoted field."""
     pos, n = 0, len(line)
-    if in_quote:
-        m = _CLOSE.match(line, 0)
-        if not m:
-            return True
-        pos = m.end()
-        c = line.find(b",", pos)
-        if c < 0:
-            return False
-        pos = c + 1
     while True:
-        if pos < n and line[pos] == 0x22:
-            m = _CLOSE.match(line, pos + 1)
+        if in_quote or (pos < n and line[pos] == 0x22):
+            m = _CLOSE.match(line, pos if in_quote else pos + 1)
             if not m:
                 return True
-            pos = m.end()
+            pos, in_quote = m.end(), False
         c = line.find(b",", pos)
         if c < 0:
             return False
