@@ -487,7 +487,7 @@ def test_a_rejected_source_leaves_the_other_sources_of_the_night_loading(spark, 
 
 def test_unknown_source_is_a_usage_error_and_writes_nothing(spark, settings, keyring):
     _police(settings.landing)
-    with pytest.raises(UsageError, match="unknown source 'polic'; sources are: police, civil_affairs"):
+    with pytest.raises(UsageError, match="source 'polic' is not one of police, civil_affairs"):
         ingest.run(spark, settings, "polic", D, keyring=keyring)
     assert not table_exists(spark, settings.table_path("ops", "deliveries"))
     assert not table_exists(spark, settings.table_path("ops", "job_runs"))

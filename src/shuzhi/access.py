@@ -28,7 +28,7 @@ PIPELINE_ROLE = "scheduler"
 
 def check_role(role: str) -> str:
     """A role of ``conf/roles.yaml``; else a one-line UsageError listing them."""
-    from .exports import UsageError
+    from .errors import UsageError
 
     roles = load_yaml("roles.yaml")["roles"]
     if role not in roles:
@@ -47,7 +47,7 @@ def lake_tables(settings: Settings) -> list[str]:
 
 def check_table_name(table: str) -> tuple[str, str]:
     """``<layer>.<name>`` with a layer of the lake; else a one-line UsageError."""
-    from .exports import UsageError
+    from .errors import UsageError
 
     layer, dot, name = table.partition(".")
     if not dot or not name or layer not in LAYERS:
@@ -59,7 +59,7 @@ def check_table_name(table: str) -> tuple[str, str]:
 def check_table(settings: Settings, table: str) -> tuple[str, str]:
     """``<layer>.<name>`` of a table ``read`` can see (its hot table or, for silver, its cold tier);
     else a one-line UsageError listing the lake's tables."""
-    from .exports import UsageError
+    from .errors import UsageError
 
     layer, name = check_table_name(table)
     tables = lake_tables(settings)

@@ -50,7 +50,8 @@ def check_usage(settings, a) -> None:
     roles, months, the truth folder, archive batches — and a lake that does not exist, for the
     commands of ``NEEDS_LAKE``. Reads only files and ``conf/``; never starts Spark."""
     from .access import Reader, check_table, check_table_name
-    from .exports import UsageError, check_filters, check_source, parse_night
+    from .errors import UsageError
+    from .exports import check_filters, check_source, parse_night
 
     cmd = a.cmd
     if getattr(a, "start", None) is not None:
@@ -99,7 +100,7 @@ def check_usage(settings, a) -> None:
 
 
 def _check_lake(settings) -> None:
-    from .exports import UsageError
+    from .errors import UsageError
 
     if settings.lake_exists():
         return
@@ -115,7 +116,7 @@ def _check_lake(settings) -> None:
 def _check_month(month: str) -> None:
     import re
 
-    from .exports import UsageError
+    from .errors import UsageError
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise UsageError(f"--month {month!r} is not a month (expected YYYY-MM, e.g. 2026-10)")
@@ -124,7 +125,7 @@ def _check_month(month: str) -> None:
 def _check_truth(settings, truth: str, batch_date: str) -> None:
     from pathlib import Path
 
-    from .exports import UsageError
+    from .errors import UsageError
 
     folder = Path(truth)
     if not folder.is_dir():
@@ -137,7 +138,7 @@ def _check_truth(settings, truth: str, batch_date: str) -> None:
 
 def _check_batch(settings, batch_id: str) -> None:
     from .archive import MANIFEST, archive_root
-    from .exports import UsageError
+    from .errors import UsageError
 
     root = archive_root(settings)
     if not (root / batch_id / MANIFEST).is_file():

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import Settings
-from .errors import ShuzhiError
+from .errors import ShuzhiError, UsageError  # noqa: F401  (UsageError: re-exported for callers of exports)
 
 CONFLICT_COLUMNS = [  # (english, 中文)
     ("conflict_id", "冲突编号"), ("rule_id", "规则编号"), ("rule_description", "规则说明"), ("severity", "严重程度"),
@@ -49,12 +49,6 @@ RULES_COLUMNS = [
 _RULES_KEYS = ("id", "stage", "action", "severity", "hits", "zh", "en")  # rules_report keys, in RULES_COLUMNS order
 STATUSES = ("open", "resolved")
 _YMD = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class UsageError(ShuzhiError, ValueError):
-    """An argument no command can use (a date that is not a date, an unknown source, table, role,
-    rule or status, a lake that does not exist): the CLI prints it as one ``error:`` line, exit 2,
-    before Spark starts."""
 
 
 class ExportError(UsageError):
@@ -197,12 +191,10 @@ def parse_night(night: str | None, what: str = "night") -> date | None:
 
 
 def check_source(source: str) -> str:
-    """A department of ``schemas/feeds.yaml``; else ExportError listing them."""
+    """A department of ``schemas/feeds.yaml``; else a UsageError listing them (``Catalog.check_source``)."""
     from .schemas import catalog
 
-    if source not in catalog().sources:
-        raise ExportError(f"source {source!r} is not one of {', '.join(catalog().sources)}")
-    return source
+    return catalog().check_source(source)
 
 
 def check_filters(kind: str, *, night: str | None = None, status: str | None = None, rule: str | None = None,

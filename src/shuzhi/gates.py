@@ -237,7 +237,7 @@ def gate_tables(folder: Path = EXPECTATIONS_DIR) -> list[str]:
 def check_gate_table(table: str) -> tuple[str, str]:
     """``<layer>.<table>`` → (layer, table) if a gate has a suite for it; else a one-line UsageError
     listing the gated tables."""
-    from .exports import UsageError
+    from .errors import UsageError
 
     known = gate_tables()
     if table not in known:

@@ -34,7 +34,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .config import SCHEMAS_DIR
-from .errors import DeliveryRejected, UsageError
+from .errors import DeliveryRejected
 from .filescan import FileScan, scan_file
 from .schemas import Entity, catalog
 
@@ -100,10 +100,9 @@ def _enc_key(name: str) -> str:
     return name.upper().replace("-", "").replace("_", "")
 
 
-def check_source(source: str) -> None:
-    """An unknown source is the caller's mistake, never a ledger row."""
-    if source not in catalog().sources:
-        raise UsageError(f"unknown source {source!r}; sources are: {', '.join(catalog().sources)}")
+def check_source(source: str) -> str:
+    """An unknown source is the caller's mistake, never a ledger row (``Catalog.check_source``)."""
+    return catalog().check_source(source)
 
 
 def parse_batch_date(batch_date: str) -> date | None:

@@ -134,6 +134,15 @@ class Catalog:
             raise KeyError(f"unknown source/entity {source}/{entity}; SPEC knows "
                            f"{[f'{s}/{e}' for s in self.sources for e in self.sources[s]]}") from None
 
+    def check_source(self, source: str) -> str:
+        """A department of ``feeds.yaml``; anything else is the caller's mistake (``UsageError``,
+        never a ledger row), named with the sources there are."""
+        if source not in self.sources:
+            from .errors import UsageError
+
+            raise UsageError(f"source {source!r} is not one of {', '.join(self.sources)}")
+        return source
+
     def entities(self, source: str | None = None) -> list[Entity]:
         srcs = [source] if source else list(self.sources)
         return [e for s in srcs for e in self.sources[s].values()]

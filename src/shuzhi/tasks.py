@@ -160,7 +160,8 @@ def gate(table: str, batch_date: str | None, settings: Settings | None = None) -
     """Gate one table (one of ``gates.gate_tables()``) for a batch date. The table must exist: a
     gate reads, and never creates a lake (its audit and results tables) where there is none."""
     from .access import lake_tables
-    from .exports import UsageError, parse_night
+    from .errors import UsageError
+    from .exports import parse_night
     from .gates import check_gate_table
 
     check_gate_table(table)
@@ -188,7 +189,7 @@ def for_airflow(fn, *args):
     from airflow.sdk.exceptions import AirflowFailException
 
     from .errors import DeliveryRejected, DestructionNotProven, GateFailed
-    from .exports import UsageError
+    from .errors import UsageError
 
     try:
         return fn(*args)
