@@ -70,7 +70,8 @@ READS = [["summary"], ["rules"], ["export", "conflicts", "--out", "{tmp}/c.csv"]
 def no_lake(settings, tmp_path, monkeypatch):
     """The environment of a user whose SHUZHI_HOME names a folder without a lake (a typo)."""
     for k, v in settings.env_vars().items():
-        monkeypatch.setenv(k, v)
+        if not k.startswith("AIRFLOW"):      # Airflow reads its config once per process: keep the session's DB
+            monkeypatch.setenv(k, v)
     monkeypatch.delenv("SHUZHI_LAKE")
     monkeypatch.delenv("SHUZHI_ROLE", raising=False)
     (tmp_path / "truth" / "2026-11-25").mkdir(parents=True)
