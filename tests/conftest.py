@@ -137,3 +137,13 @@ def killed_midway(built: Settings, copy_to: Path, job: str, as_of: str, started,
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return s, killed
+
+
+# The longest test files first: with `--dist loadfile` each worker takes whole files in collection
+# order, and the end-to-end file collected last kept one worker busy ~20 min while the other idled.
+LONGEST_FIRST = ("test_e2e_airflow.py", "test_correctness.py", "test_lifecycle.py", "test_destroy.py", "test_contract.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))    # stable: order within a file kept
