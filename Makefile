@@ -1,14 +1,21 @@
 # The README's commands. `make demo` sets up (if needed) and runs the main job; `make test` runs the tests.
-.PHONY: setup demo test test-crash bench bench-ingest bench-lifecycle
+.PHONY: setup demo test lint unit test-rest test-crash bench bench-ingest bench-lifecycle
 setup:
 	bash scripts/setup.sh
+# the department simulator writes three nights, shuzhi runs its DAGs over them, the simulator scores them
 demo: setup
-	.venv/bin/shuzhi demo
+	.venv/bin/feedsim demo
 # two pytest workers, a test file each at a time: a small Spark job leaves one of the two cores
 # idle (the lifecycle tests' built lake is built once and shared, see tests/conftest.py)
 TEST_WORKERS ?= 2
-test: setup
-	.venv/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not crash"
+# `make test`: lint, then the unit layer (seconds), then the rest (spark + integration; minutes)
+test: setup lint unit test-rest
+lint: setup
+	.venv/bin/ruff check .
+unit: setup
+	.venv/bin/python -m pytest -q -m unit
+test-rest: setup
+	.venv/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "spark or integration"
 test-crash: setup
 	.venv/bin/python -m pytest -q -m crash
 bench: setup

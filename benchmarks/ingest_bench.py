@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     from jobs import gate, ingest
     from shuzhi.config import Settings
     from shuzhi.crypto import Keyring
-    from shuzhi.generator import generate
+    from feedsim import generate
     from shuzhi.schemas import catalog
     from shuzhi.spark import get_spark
 

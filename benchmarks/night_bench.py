@@ -70,7 +70,7 @@ def main(argv=None) -> int:
 
     from shuzhi.config import Settings
     from shuzhi.crypto import Keyring
-    from shuzhi.generator import generate
+    from feedsim import generate
     from shuzhi.spark import get_spark
 
     home = Path(a.home).resolve()

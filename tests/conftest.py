@@ -71,7 +71,7 @@ LIFECYCLE_START = date(2026, 11, 25)
 
 def _build_lifecycle_lake(spark, spark_settings, root: Path) -> Settings:
     from jobs import clean, ingest, verify
-    from shuzhi.generator import generate
+    from feedsim import generate
     from shuzhi.schemas import catalog
 
     s = Settings.load(home=root / "home", key_dir=root / "keys", spark=spark_settings)

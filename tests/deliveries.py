@@ -1,5 +1,5 @@
 """Hand-built, tiny deliveries in the SPEC formats, for precise unit tests of the readers.
-(The generator in shuzhi.generator makes realistic ones; these pin single cases.)"""
+(The department simulator, feedsim, makes realistic ones; these pin single cases.)"""
 from __future__ import annotations
 
 import csv

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from shuzhi.cli import main
+from feedsim.cli import main as feedsim_main
+from shuzhi.cli import main as shuzhi_main
 from shuzhi.config import REPO_ROOT
+
+
+def main(argv):
+    """The product's CLI, or the simulator's for an argv that starts with ``feedsim``."""
+    return feedsim_main(argv[1:]) if argv[:1] == ["feedsim"] else shuzhi_main(argv)
+
 
 SHUZHI = str(Path(sys.executable).parent / "shuzhi")
 NOT_A_DATE = "is not a date (expected YYYY-MM-DD, a real calendar date)"
@@ -46,23 +53,23 @@ BAD_ARGUMENTS = [
     (["query", "silver.police_incidents", "--month", "2026-13"],
      "error: --month '2026-13' is not a month (expected YYYY-MM, e.g. 2026-10)"),
     (["query", "silver.police_incidents", "--limit", "-1"], "error: --limit -1 must be 0 or more"),
-    (["score", "2026-11-25", "--truth", "{tmp}/missing"],
+    (["feedsim", "score", "2026-11-25", "--truth", "{tmp}/missing"],
      "error: --truth {tmp}/missing: no such folder (the generator's ground truth, e.g. {home}/truth)"),
-    (["score", "2026-11-25x", "--truth", "{tmp}"], f"error: batch date '2026-11-25x' {NOT_A_DATE}"),
+    (["feedsim", "score", "2026-11-25x", "--truth", "{tmp}"], f"error: batch date '2026-11-25x' {NOT_A_DATE}"),
     (["export", "conflicts", "--out", "{tmp}/c.csv", "--status", "closed"],
      "error: status 'closed' is not one of open, resolved"),
     (["export", "quarantine", "--out", "{tmp}/q.csv", "--source", "polic"],
      f"error: source 'polic' is not one of {SOURCES}"),
     (["rules", "--night", "tomorrow"], f"error: night 'tomorrow' {NOT_A_DATE}"),
     (["--env", "prod", "summary"], "error: environment 'prod' is not one of local, cluster (conf/environments.yaml)"),
-    (["generate", "--start", "2026-11-31"], f"error: --start '2026-11-31' {NOT_A_DATE}"),
-    (["demo", "--nights", "0"], "error: --nights 0 must be at least 1"),
+    (["feedsim", "generate", "--start", "2026-11-31"], f"error: --start '2026-11-31' {NOT_A_DATE}"),
+    (["feedsim", "demo", "--nights", "0"], "error: --nights 0 must be at least 1"),
 ]
 # reading commands (and the retention stages) on a lake that does not exist
 NO_LAKE = "error: no lake at {lake} (SHUZHI_HOME={home}); run the demo or ingest first"
 READS = [["summary"], ["rules"], ["export", "conflicts", "--out", "{tmp}/c.csv"],
          ["export", "quarantine", "--out", "{tmp}/q.csv"], ["query", "silver.police_incidents"],
-         ["score", "2026-11-25", "--truth", "{tmp}/truth"], ["gate", "bronze.police_population", "2026-11-25"],
+         ["feedsim", "score", "2026-11-25", "--truth", "{tmp}/truth"], ["gate", "bronze.police_population", "2026-11-25"],
          ["restore", "2032-06-01"], ["tier", "--as-of", "2028-06-01"], ["destroy", "--as-of", "2057-01-01"]]
 
 
@@ -125,7 +132,9 @@ def test_usage_errors_never_start_spark(no_lake, tmp_path):
     """All of them in one process that never starts a JVM, in a fraction of Spark's start-up."""
     cases = [fill(a, no_lake, tmp_path) for a, _ in BAD_ARGUMENTS] + [fill(a, no_lake, tmp_path) for a in READS]
     code = ("import contextlib, io, json, sys, time\n"
-            "from shuzhi.cli import main\n"
+            "from feedsim.cli import main as feedsim_main\n"
+            "from shuzhi.cli import main as shuzhi_main\n"
+            "main = lambda argv: feedsim_main(argv[1:]) if argv[:1] == ['feedsim'] else shuzhi_main(argv)\n"
             "cases = json.loads(sys.argv[1])\n"
             "t0 = time.monotonic(); rcs = []\n"
             "for argv in cases:\n"

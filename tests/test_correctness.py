@@ -9,9 +9,9 @@ from datetime import date, timedelta
 import pytest
 
 from jobs import clean, ingest, verify
-from shuzhi.generator import generate
+from feedsim import generate
 from shuzhi.schemas import catalog
-from shuzhi.scoring import score_night
+from feedsim.scoring import score_night
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 
 from jobs import ingest
 from shuzhi.delta import read_table
-from shuzhi.generator import generate
+from feedsim import generate
 from shuzhi.schemas import catalog
 
 NIGHT = "2026-11-25"

@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from shuzhi.delta import read_table, table_version
-from shuzhi.generator import generate
+from feedsim import generate
 from shuzhi.schemas import catalog
 
 pytestmark = pytest.mark.slow

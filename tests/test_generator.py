@@ -22,7 +22,7 @@ import pytest
 from stdnum import numdb
 from stdnum.cn import ric, uscc
 
-from shuzhi.generator import DefectRates, GenerationSummary, generate, main
+from feedsim import DefectRates, GenerationSummary, generate, main
 
 START = date(2026, 11, 25)
 POP_FIELDS = ["RECORD_ID", "GMSFHM", "XM", "XBDM", "CSRQ", "MZDM", "HJDZ_XZQHDM", "HJDZ", "XZZ", "SQDM", "FWBM",

@@ -32,8 +32,8 @@ from shuzhi.cleaning import region_table, standardise
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt
 from shuzhi.delta import read_table
-from shuzhi.generator import DefectRates, generate
-from shuzhi.generator import reference as ref
+from feedsim import DefectRates, generate
+from feedsim import reference as ref
 from shuzhi.refdata import valid_region
 from shuzhi.schemas import catalog
 from test_clean import cid

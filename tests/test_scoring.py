@@ -6,9 +6,9 @@ import pytest
 
 from jobs.ingest import _deliveries_schema
 from shuzhi.delta import write_table
-from shuzhi.generator.defects import ACTIONS
-from shuzhi.generator.truth import TRUTH_COLUMNS
-from shuzhi.scoring import ClassScore, NightScore, score_night
+from feedsim.defects import ACTIONS
+from feedsim.truth import TRUTH_COLUMNS
+from feedsim.scoring import ClassScore, NightScore, score_night
 
 NIGHT = "2026-11-27"
 D = date(2026, 11, 27)

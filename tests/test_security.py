@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 
 from jobs import gate, ingest
 from shuzhi.delta import write_table
-from shuzhi.generator import generate
+from feedsim import generate
 from shuzhi.scan import scan_tree
 from shuzhi.schemas import catalog
 

@@ -53,7 +53,7 @@ def test_every_spec_field_maps_to_an_element():
 
 
 def test_generator_draws_codes_from_schemas_and_plants_only_unknown_ones():
-    from shuzhi.generator import reference as ref
+    from feedsim import reference as ref
 
     cat = catalog()
     assert ref.SEX_CODES == tuple(cat.code_list("sex").codes)

@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-from ..schemas import catalog
+from shuzhi.schemas import catalog
 
 DISTRICT = "150105"
 DISTRICT_PREFIX = "内蒙古自治区呼和浩特市赛罕区"

@@ -6,13 +6,13 @@ separate truth root (never inside the landing tree)::
 
     >>> from pathlib import Path
     >>> import tempfile
-    >>> from shuzhi.generator import generate, DefectRates
+    >>> from feedsim import generate, DefectRates
     >>> tmp = Path(tempfile.mkdtemp())
     >>> s = generate(tmp / "landing", tmp / "truth", residents=500, nights=2)  # doctest: +SKIP
     >>> s.nights                                                               # doctest: +SKIP
     ['2026-11-25', '2026-11-26']
 
-CLI: ``python -m shuzhi.generator --landing L --truth T --residents 20000 --nights 3``.
+CLI: ``python -m feedsim --landing L --truth T --residents 20000 --nights 3``.
 """
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def _file_truth(source: str, entity: str, batch: str, name: str, cls: str, detai
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: generate deliveries and ground truth."""
-    ap = argparse.ArgumentParser(prog="python -m shuzhi.generator",
+    ap = argparse.ArgumentParser(prog="python -m feedsim",
                                  description="Write department deliveries (SPEC.md) and their ground truth.")
     ap.add_argument("--landing", type=Path, required=True, help="landing root (deliveries go here)")
     ap.add_argument("--truth", type=Path, required=True, help="ground-truth root (outside the landing tree)")

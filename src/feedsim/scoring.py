@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from .delta import read_table, table_exists
-from .generator.defects import ACTIONS, CORRECTED, FILE_LEVEL, FLAGGED, PERSISTENT, QUARANTINED
+from shuzhi.delta import read_table, table_exists
+from .defects import ACTIONS, CORRECTED, FILE_LEVEL, FLAGGED, PERSISTENT, QUARANTINED
 
 # ---------------------------------------------------------------- mappings ----
 
@@ -232,7 +232,7 @@ class _Lake:
 
 def _record_id_column(source: str, entity: str) -> str:
     try:
-        from .schemas import catalog
+        from shuzhi.schemas import catalog
 
         return catalog().entity(source, entity).record_id
     except KeyError:

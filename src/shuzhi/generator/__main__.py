@@ -1,6 +1,0 @@
-"""``python -m shuzhi.generator``: see :func:`shuzhi.generator.main`."""
-import sys
-
-from . import main
-
-sys.exit(main())
