@@ -13,7 +13,6 @@ no-op. The gold tables drop archived records when they are rebuilt the next nigh
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -33,6 +32,8 @@ from shuzhi.crypto import Keyring
 from shuzhi.delta import delete_matching, table_exists, write_table
 from shuzhi.lifecycle import ROW_KEY, entity_ref, read_if_exists, select_records
 from shuzhi.retention import Policy, load_policy
+from shuzhi.jobmain import job_main
+from shuzhi.lifecycle import retention_task
 
 log = logging.getLogger("shuzhi.archive")
 
@@ -140,23 +141,19 @@ def summary(res: ArchiveResult) -> dict:
     return {"stage": "archive", **asdict(res)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--as-of")
-    g.add_argument("--restore", metavar="BATCH_ID")
-    p.add_argument("--run-id")
-    a = p.parse_args(argv)
-    from shuzhi.spark import get_spark
+def task(spark, settings: Settings, as_of: str | None = None, restore_batch: str | None = None,
+         run_id: str | None = None) -> dict:
+    """Archive as of a date, or (``restore_batch``) verify and load one archive batch."""
+    if restore_batch:
+        return {"batch": restore_batch, "restored_rows": restore(spark, settings, restore_batch)}
+    return retention_task(spark, settings, "archive", as_of,
+                          lambda keyring, policy: summary(run(spark, settings, as_of, run_id=run_id, keyring=keyring,
+                                                              policy=policy)))
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.load()
-    spark = get_spark(settings, "archive")
-    if a.restore:
-        print(json.dumps({"stage": "restore", "batch": a.restore, "tables": restore(spark, settings, a.restore)}))
-    else:
-        print(json.dumps(summary(run(spark, settings, a.as_of, run_id=a.run_id)), default=str))
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    return job_main("archive", task, {"as_of": "the date ages are counted to (YYYY-MM-DD)",
+                                      "restore_batch": "an archive batch id: verify it and load it into restored/"}, argv)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ bronze rows = loaded (new, changed or unchanged versions) + quarantined + supers
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import uuid
@@ -35,6 +33,7 @@ from shuzhi.crypto import Keyring, encrypt
 from shuzhi.delta import committed_txn_version, merge_table, read_table, table_exists, write_table
 from shuzhi.errors import ConservationError
 from shuzhi.schemas import Entity, catalog
+from shuzhi.jobmain import job_main
 
 log = logging.getLogger("shuzhi.clean")
 
@@ -285,22 +284,12 @@ def summary(results: list[EntityResult]) -> dict:
     return {"stage": "clean", "entities": [asdict(r) | {"balanced": r.balanced} for r in results]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch-date", required=True)
-    p.add_argument("--source")
-    p.add_argument("--run-id")
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args(argv)
-    from shuzhi.spark import get_spark
+def task(spark, settings: Settings, batch_date: str, source: str | None = None, run_id: str | None = None) -> dict:
+    return summary(run(spark, settings, batch_date, source=source, run_id=run_id))
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.load()
-    res = run(get_spark(settings, "clean"), settings, a.batch_date, source=a.source, run_id=a.run_id)
-    print(json.dumps(summary(res), ensure_ascii=False, default=str) if a.json else
-          "\n".join(f"{r.table}: {r.status} {r.bronze_rows} = {r.loaded}+{r.unchanged}u+{r.quarantined}q+{r.superseded}s"
-                    for r in res))
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    return job_main("clean", task, {"batch_date": "required: YYYY-MM-DD", "source": "one department only"}, argv)
 
 
 if __name__ == "__main__":

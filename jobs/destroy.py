@@ -27,7 +27,6 @@ complete. Re-running after completion finds nothing due: no write, no certificat
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -54,6 +53,8 @@ from shuzhi.errors import DestructionNotProven
 from shuzhi.lifecycle import ROW_KEY, entity_ref, read_if_exists, select_records, tokens_of
 from shuzhi.retention import Policy, lake_tables, load_policy
 from shuzhi.scan import scan_destroyed
+from shuzhi.jobmain import job_main
+from shuzhi.lifecycle import record_status, retention_task
 
 log = logging.getLogger("shuzhi.destroy")
 
@@ -445,7 +446,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
             return ("logically erased" if any(f.file.startswith(folder(t) + "/") for f in findings)
                     else "physically erased")
 
-        log_until = day.today() + _log_days(policy.log_retention)
+        log_until = day + _log_days(policy.log_retention)     # the run's as-of date, never the wall clock
         tables = [dict(table=t, rows_deleted=n,
                        state=erased(t),
                        log_entries_until=log_until) for t, n in sorted(res.rows_deleted.items())]
@@ -486,22 +487,35 @@ def summary(res: DestroyResult) -> dict:
     return {"stage": "destroy", **asdict(res)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--as-of", required=True)
-    p.add_argument("--run-id")
-    a = p.parse_args(argv)
-    from shuzhi.spark import get_spark
+def verify(spark, settings: Settings, as_of: str, held_before: int, policy: Policy, keyring: Keyring) -> dict:
+    """After destroy: the certificate of ``as_of`` (if anything was destroyed) must be complete with
+    its byte scan passed; records the destroy stage's status row for the gate."""
+    path = settings.table_path(*CERTIFICATES)
+    certs = (read_table(spark, path).filter(F.col("as_of") == F.lit(date.fromisoformat(as_of)))
+             .select("certificate_id", "phase", "verification").collect() if table_exists(spark, path) else [])
+    started = {r["certificate_id"] for r in certs if r["phase"] == "started"}
+    done = {r["certificate_id"] for r in certs if r["phase"] == "completed"}
+    detail = "; ".join(f"{r['certificate_id']}: {r['verification']}" for r in certs if r["phase"] != "started") \
+        or "nothing destroyed"
+    return record_status(spark, settings, as_of, "destroy", held_before=held_before, verified=started <= done,
+                         detail=detail, policy=policy, keyring=keyring)
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.load()
-    try:
-        res = run(get_spark(settings, "destroy"), settings, a.as_of, run_id=a.run_id)
-    except DestructionNotProven as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 5
-    print(json.dumps(summary(res), ensure_ascii=False, default=str))
-    return 0
+
+def task(spark, settings: Settings, as_of: str, verify_held_before: str | int | None = None,
+         run_id: str | None = None) -> dict:
+    """Destroy as of a date (its status row is recorded by the verify step), or, given
+    ``verify_held_before``, verify that destruction and record the status row."""
+    if verify_held_before is not None:
+        return verify(spark, settings, as_of, int(verify_held_before), load_policy(), Keyring.load(settings.key_dir))
+    return retention_task(spark, settings, "destroy", as_of,
+                          lambda keyring, policy: summary(run(spark, settings, as_of, run_id=run_id, keyring=keyring,
+                                                              policy=policy)), record=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return job_main("destroy", task, {"as_of": "required: the date ages are counted to (YYYY-MM-DD)",
+                                      "verify_held_before": "verify the destruction of as_of instead; records "
+                                                            "under hold before it"}, argv)
 
 
 if __name__ == "__main__":

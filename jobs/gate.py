@@ -4,12 +4,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.gates import GateOutcome, run_gate
+from shuzhi.jobmain import job_main
 
 
 def run(spark, settings: Settings, table: str, batch_date: str | None, *, run_id: str | None = None) -> GateOutcome:
@@ -27,25 +27,18 @@ def run(spark, settings: Settings, table: str, batch_date: str | None, *, run_id
         return outcome
 
 
+def summary(out: GateOutcome) -> dict:
+    return {"suite": out.suite, "table": out.table, "batch_date": out.batch_date, "rows": out.rows,
+            "status": out.status, "failed_warning": out.failed_warning, "failed_critical": out.failed_critical}
+
+
+def task(spark, settings: Settings, table: str, batch_date: str | None = None, run_id: str | None = None) -> dict:
+    return summary(run(spark, settings, table, batch_date or None, run_id=run_id))
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--table", required=True)
-    p.add_argument("--batch-date")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON line (for spark-submit callers)")
-    a = p.parse_args(argv)
-    from shuzhi.spark import get_spark
-
-    settings = Settings.load()
-    out = run(get_spark(settings, f"gate-{a.table}"), settings, a.table, a.batch_date or None)
-    if a.json:
-        import json
-
-        from shuzhi.tasks import gate_summary
-
-        print(json.dumps(gate_summary(out), ensure_ascii=False))
-    else:
-        print(f"{out.suite} {a.batch_date}: {out.status} ({out.rows} rows, {out.evaluated} expectations)")
-    return 0
+    return job_main("gate", task, {"table": "required: layer.table, e.g. bronze.police_population",
+                                   "batch_date": "YYYY-MM-DD (default: the whole table)"}, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ conservation from the written tables: manifest rows = bronze rows + quarantined 
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import uuid
@@ -31,6 +30,7 @@ from shuzhi.manifest import (Delivery, DeliveryFile, check_source, manifest_fing
                              verify_delivery)
 from shuzhi.readers import CORRUPT, opened
 from shuzhi.schemas import Entity
+from shuzhi.jobmain import job_main
 
 log = logging.getLogger("shuzhi.ingest")
 
@@ -277,32 +277,20 @@ def run(spark, settings: Settings, source: str, batch_date: str, *, run_id: str 
         return result
 
 
+def summary(res: IngestResult) -> dict:
+    return {"source": res.source, "batch_date": res.batch_date, "status": res.status, "kind": res.kind,
+            "files": [{"table": f.table, "file": f.file, "manifest_rows": f.manifest_rows, "bronze_rows": f.bronze_rows,
+                       "quarantined_rows": f.quarantined_rows, "reasons": f.reasons} for f in res.files]}
+
+
+def task(spark, settings: Settings, source: str, batch_date: str, run_id: str | None = None) -> dict:
+    """What the runner returns for one delivery (in-process or through spark-submit)."""
+    return summary(run(spark, settings, source, batch_date, run_id=run_id))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """spark-submit entry point."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--source", required=True)
-    p.add_argument("--batch-date", required=True)
-    p.add_argument("--run-id")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON line (for spark-submit callers)")
-    a = p.parse_args(argv)
-    from shuzhi.spark import get_spark
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.load()
-    try:
-        res = run(get_spark(settings, f"ingest-{a.source}"), settings, a.source, a.batch_date, run_id=a.run_id)
-    except DeliveryRejected as rej:
-        print(f"REJECTED {rej}", file=sys.stderr)
-        return 3
-    if a.json:
-        import json
-
-        from shuzhi.tasks import ingest_summary
-
-        print(json.dumps(ingest_summary(res), ensure_ascii=False))
-    else:
-        print(f"{res.status}: " + ", ".join(f"{f.table} {f.bronze_rows}+{f.quarantined_rows}q" for f in res.files))
-    return 0
+    return job_main("ingest", task, {"source": "required: department, e.g. police",
+                                     "batch_date": "required: YYYY-MM-DD"}, argv)
 
 
 if __name__ == "__main__":

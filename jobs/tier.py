@@ -14,7 +14,6 @@ Z-ordered (hot, by ``record_id``) afterwards; unchanged ones are left alone, so 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -32,6 +31,8 @@ from shuzhi.delta import delete_matching, merge_table, parquet_codec, read_table
 from shuzhi.lifecycle import cold_candidates, month_reads, reads_of
 from shuzhi.retention import Policy, load_policy
 from shuzhi.schemas import catalog
+from shuzhi.jobmain import job_main
+from shuzhi.lifecycle import retention_task
 
 log = logging.getLogger("shuzhi.tier")
 
@@ -129,17 +130,14 @@ def summary(res: TierResult) -> dict:
     return {"stage": "tier", **asdict(res)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--as-of", required=True)
-    p.add_argument("--run-id")
-    a = p.parse_args(argv)
-    from shuzhi.spark import get_spark
+def task(spark, settings: Settings, as_of: str, run_id: str | None = None) -> dict:
+    return retention_task(spark, settings, "tier", as_of,
+                          lambda keyring, policy: summary(run(spark, settings, as_of, run_id=run_id, keyring=keyring,
+                                                              policy=policy)))
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.load()
-    print(json.dumps(summary(run(get_spark(settings, "tier"), settings, a.as_of, run_id=a.run_id)), default=str))
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    return job_main("tier", task, {"as_of": "required: the date ages are counted to (YYYY-MM-DD)"}, argv)
 
 
 if __name__ == "__main__":

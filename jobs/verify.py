@@ -13,7 +13,6 @@ rebuilt from silver each night with their dynamic tags.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -35,6 +34,7 @@ from shuzhi.delta import merge_table, read_table, table_exists, table_version, w
 from shuzhi.rules import load_rules, precedence
 from shuzhi.schemas import catalog
 from shuzhi.standards import citizen_id_lifted, citizen_id_stripped
+from shuzhi.jobmain import job_main
 
 log = logging.getLogger("shuzhi.verify")
 
@@ -652,19 +652,12 @@ def summary(res: VerifyResult) -> dict:
     return {"stage": "verify", **asdict(res)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch-date", required=True)
-    p.add_argument("--run-id")
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args(argv)
-    from shuzhi.spark import get_spark
+def task(spark, settings: Settings, batch_date: str, run_id: str | None = None) -> dict:
+    return summary(run(spark, settings, batch_date, run_id=run_id))
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.load()
-    res = run(get_spark(settings, "verify"), settings, a.batch_date, run_id=a.run_id)
-    print(json.dumps(summary(res), ensure_ascii=False, default=str))
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    return job_main("verify", task, {"batch_date": "required: YYYY-MM-DD"}, argv)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,20 @@
 """``shuzhi`` command line: set-up, the demo (main job), single stages, reports.
 
     shuzhi setup                       # keys + Airflow metadata DB (called by scripts/setup.sh)
-    shuzhi demo                        # generate nights, run the DAGs through Airflow, summarise
-    shuzhi generate --nights 3         # write department deliveries into the landing zone
+    shuzhi demo                        # run the DAGs through Airflow for every night in landing, summarise
     shuzhi ingest police 2026-11-27    # one stage for one batch, without Airflow
     shuzhi gate bronze.police_population 2026-11-27
     shuzhi clean 2026-11-27            # clean stage (bronze → silver) without Airflow
     shuzhi verify 2026-11-27           # cross-verify (silver → gold: conflicts register, theme tables)
     shuzhi destroy --as-of 2056-12-01  # retention: destroy what is past its age, byte-scan the lake, certify
-    shuzhi score 2026-11-27 --truth var/demo/truth   # measured against the generator's ground truth
     shuzhi summary                     # per night and source: delivered / loaded / quarantined / gates
     shuzhi export conflicts --out c.csv [--night D] [--status open] [--rule X_DECEASED_PAID]
     shuzhi export quarantine --out q.csv [--night D] [--source police] [--rule ID_CHECK]   # + q_summary.csv
     shuzhi rules [--night D] [--csv rules.csv]  # rule catalogue with hit counts
     shuzhi airflow -- dags list        # the airflow CLI with this project's environment
+
+Deliveries to try it on, and their ground truth, come from the department simulator, a package of
+its own that this one never imports: ``feedsim generate``, ``feedsim score``, ``feedsim demo``.
 """
 from __future__ import annotations
 
@@ -23,17 +24,27 @@ import os
 import subprocess
 import sys
 
-from .config import Settings
+from . import commands
+from .commands import check_usage, fail
+from .config import Settings, load_yaml
+from .crypto import Keyring
+from .errors import ShuzhiError, UsageError
 
 
-def _apply_env(settings: Settings) -> None:
+def apply_env(settings: Settings) -> None:
     for k, v in settings.env_vars().items():
         os.environ.setdefault(k, v)
 
 
-def cmd_setup(settings: Settings, args) -> int:
-    from .crypto import Keyring
+def check_env(env: str | None) -> None:
+    """An environment named by ``--env`` or ``$SHUZHI_ENV`` must be one of conf/environments.yaml."""
+    envs = load_yaml("environments.yaml")["environments"]
+    env = env or os.environ.get("SHUZHI_ENV")
+    if env and env not in envs:
+        raise UsageError(f"environment {env!r} is not one of {', '.join(envs)} (conf/environments.yaml)")
 
+
+def cmd_setup(settings: Settings, args) -> int:
     kr = Keyring.create(settings.key_dir)
     print(f"keyring {kr.key_id} at {settings.key_dir} (outside the lake and outside git)")
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
@@ -65,8 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("airflow", help="run the airflow CLI with this project's environment")
     a.add_argument("rest", nargs=argparse.REMAINDER)
     a.set_defaults(fn=cmd_airflow)
-    from . import commands
-
     commands.register(sub)
     return p
 
@@ -74,23 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, check every argument (and the lake a reading command needs) before anything starts
     Spark — a bad one is one ``error:`` line and exit code 2 — then run the command."""
-    from .commands import _fail, check_usage
-    from .config import load_yaml
-    from .errors import ShuzhiError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    envs = load_yaml("environments.yaml")["environments"]
-    env = args.env or os.environ.get("SHUZHI_ENV")
-    if env and env not in envs:
-        return _fail(f"environment {env!r} is not one of {', '.join(envs)} (conf/environments.yaml)")
-    settings = Settings.load(env=args.env)
     try:
+        check_env(args.env)
+        settings = Settings.load(env=args.env)
         check_usage(settings, args)
     except ShuzhiError as exc:
-        return _fail(exc)
-    _apply_env(settings)
+        return fail(exc)
+    apply_env(settings)
     return int(args.fn(settings, args) or 0)
 
 

@@ -1,45 +1,38 @@
 """Stage sub-commands of the ``shuzhi`` CLI (the same job functions Airflow tasks call).
 
 Every argument is checked by ``check_usage`` before a command starts Spark: a bad one is one
-``error:`` line on stderr and exit code 2 (``_fail``), in well under Spark's start-up time.
+``error:`` line on stderr and exit code 2 (``fail``), in well under Spark's start-up time.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
+from pathlib import Path
+
+from pyspark.errors import PySparkException
+from rich.console import Console
+from rich.table import Table
+
+from . import exports
+from .access import Reader, check_table, check_table_name, lake_tables, read
+from .archive import MANIFEST, ArchiveCorrupt, archive_root
+from .demo import delivered_nights, run_demo
+from .errors import DeliveryRejected, DestructionNotProven, GateFailed, ShuzhiError, UsageError
+from .exports import check_filters, check_source, parse_night
+from .gates import check_gate_table
+from .reports import night_summary, render_summary
+from .spark import get_spark
+from .tasks import clean, gate, ingest, restore, retention_stage, verify
 
 # Commands that need an existing lake: they read it (or, for the retention stages and the gate,
 # act on what it holds) and must never create one at a mistyped SHUZHI_HOME.
-NEEDS_LAKE = {"summary", "rules", "export", "query", "score", "gate", "restore", "tier", "archive", "destroy"}
+NEEDS_LAKE = {"summary", "rules", "export", "query", "gate", "restore", "tier", "archive", "destroy"}
 
 
 def _spark(settings):
-    from .spark import get_spark
-
     return get_spark(settings)
-
-
-def cmd_demo(settings, a) -> int:
-    import os
-
-    # Airflow's task logs at INFO drown the summary; a `shuzhi airflow -- dags test …` keeps them.
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    from .demo import run_demo
-
-    res = run_demo(settings, residents=a.residents, nights=a.nights, start=a.start, seed=a.seed)
-    return 1 if res["failed"] else 0
-
-
-def cmd_generate(settings, a) -> int:
-    from datetime import date
-
-    from .generator import generate
-
-    gen = generate(settings.landing, settings.truth, residents=a.residents, nights=a.nights,
-                   start_date=date.fromisoformat(a.start), seed=a.seed)
-    print(f"{len(gen.files)} files for nights {', '.join(gen.nights)} in {settings.landing}; "
-          f"{gen.truth_rows} ground-truth rows in {settings.truth}")
-    return 0
 
 
 # ---------------------------------------------------------------- argument checks (no Spark)
@@ -47,12 +40,8 @@ def cmd_generate(settings, a) -> int:
 def check_usage(settings, a) -> None:
     """Raise ``UsageError`` (one line naming what was given and what is allowed) for an argument
     the command cannot use: dates (YYYY-MM-DD, a real date), sources, gated tables, lake tables,
-    roles, months, the truth folder, archive batches — and a lake that does not exist, for the
+    roles, months, archive batches — and a lake that does not exist, for the
     commands of ``NEEDS_LAKE``. Reads only files and ``conf/``; never starts Spark."""
-    from .access import Reader, check_table, check_table_name
-    from .errors import UsageError
-    from .exports import check_filters, check_source, parse_night
-
     cmd = a.cmd
     if getattr(a, "start", None) is not None:
         parse_night(a.start, "--start")
@@ -66,8 +55,6 @@ def check_usage(settings, a) -> None:
     if getattr(a, "as_of", None) is not None:
         parse_night(a.as_of, "--as-of")
     if cmd == "gate":
-        from .gates import check_gate_table
-
         check_gate_table(a.table)
     if cmd == "query":
         check_table_name(a.table)
@@ -82,14 +69,16 @@ def check_usage(settings, a) -> None:
         Reader.from_env(role=os.environ.get("SHUZHI_ROLE") or "governance_office")
     if cmd == "rules":
         parse_night(a.night)
-    if cmd == "score":
-        _check_truth(settings, a.truth, a.batch_date)
+    if cmd == "demo":
+        for night in a.night or []:
+            parse_night(night)
+        if not (a.night or delivered_nights(settings)):
+            raise UsageError(f"no deliveries in {settings.landing}; the department simulator writes some "
+                             f"(`feedsim generate`; `make demo` generates and runs them)")
     if cmd not in NEEDS_LAKE:
         return
-    _check_lake(settings)
+    check_lake(settings)
     if cmd == "gate":
-        from .access import lake_tables
-
         if a.table not in lake_tables(settings):
             raise UsageError(f"table {a.table} does not exist yet in the lake at {settings.lake} (the stage that "
                              f"writes it has not run); tables: {', '.join(lake_tables(settings))}")
@@ -99,9 +88,7 @@ def check_usage(settings, a) -> None:
         _check_batch(settings, a.batch_id)
 
 
-def _check_lake(settings) -> None:
-    from .errors import UsageError
-
+def check_lake(settings) -> None:
     if settings.lake_exists():
         return
     if os.environ.get("SHUZHI_LAKE"):
@@ -114,32 +101,11 @@ def _check_lake(settings) -> None:
 
 
 def _check_month(month: str) -> None:
-    import re
-
-    from .errors import UsageError
-
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise UsageError(f"--month {month!r} is not a month (expected YYYY-MM, e.g. 2026-10)")
 
 
-def _check_truth(settings, truth: str, batch_date: str) -> None:
-    from pathlib import Path
-
-    from .errors import UsageError
-
-    folder = Path(truth)
-    if not folder.is_dir():
-        raise UsageError(f"--truth {truth}: no such folder (the generator's ground truth, e.g. {settings.truth})")
-    if not (folder / batch_date / "truth.csv").is_file():
-        nights = sorted(p.parent.name for p in folder.glob("*/truth.csv"))
-        raise UsageError(f"--truth {truth} has no ground truth for {batch_date} ({batch_date}/truth.csv); "
-                         f"nights: {', '.join(nights) or 'none'}")
-
-
 def _check_batch(settings, batch_id: str) -> None:
-    from .archive import MANIFEST, archive_root
-    from .errors import UsageError
-
     root = archive_root(settings)
     if not (root / batch_id / MANIFEST).is_file():
         batches = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
@@ -150,10 +116,6 @@ def _check_batch(settings, batch_id: str) -> None:
 
 def _run_stage(label: str, fn, *args) -> int:
     """Run one stage with a progress display (on stderr); data faults print their message, not a trace."""
-    from rich.console import Console
-
-    from .errors import DeliveryRejected, GateFailed
-
     with Console(stderr=True).status(f"{label} …"):
         try:
             res = fn(*args)
@@ -167,29 +129,27 @@ def _run_stage(label: str, fn, *args) -> int:
     return 0
 
 
-def cmd_ingest(settings, a) -> int:
-    from .tasks import ingest
+def cmd_demo(settings, a) -> int:
+    # Airflow's task logs at INFO drown the summary; a `shuzhi airflow -- dags test …` keeps them.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    res = run_demo(settings, a.night or delivered_nights(settings))
+    return 1 if res["failed"] else 0
 
+
+def cmd_ingest(settings, a) -> int:
     return _run_stage(f"ingesting {a.source}/{a.batch_date}", ingest, a.source, a.batch_date, settings)
 
 
 def cmd_clean(settings, a) -> int:
-    from .tasks import clean
-
     return _run_stage(f"cleaning {a.batch_date}", clean, a.batch_date, settings)
 
 
 def cmd_verify(settings, a) -> int:
-    from .tasks import verify
-
     return _run_stage(f"cross-verifying {a.batch_date}", verify, a.batch_date, settings)
 
 
 def cmd_retention(settings, a) -> int:
     """``shuzhi tier|archive|destroy --as-of D``: one retention stage without Airflow."""
-    from .errors import DestructionNotProven
-    from .tasks import retention_stage
-
     try:
         return _run_stage(f"{a.cmd} as of {a.as_of}", retention_stage, a.cmd, a.as_of, settings)
     except DestructionNotProven as exc:
@@ -198,76 +158,45 @@ def cmd_retention(settings, a) -> int:
 
 
 def cmd_restore(settings, a) -> int:
-    from jobs.archive import restore
-
-    from .archive import ArchiveCorrupt
-
     try:
-        out = restore(_spark(settings), settings, a.batch_id)
+        out = restore(settings, a.batch_id)
     except ArchiveCorrupt as exc:
-        return _fail(str(exc))
-    print(json.dumps({"batch": a.batch_id, "restored_rows": out}, ensure_ascii=False))
+        return fail(str(exc))
+    print(json.dumps(out, ensure_ascii=False))
     return 0
 
 
 def cmd_query(settings, a) -> int:
     """Read a table through the read interface (logged in ops.access_log) and print rows."""
-    from .access import Reader, read
-
-    from pyspark.errors import PySparkException
-
     reader = Reader.from_env(a.who, a.role)
     try:
         df = read(_spark(settings), settings, a.table, reader=reader, months=a.month or None, where=a.where)
     except PySparkException as exc:          # a --where Spark cannot parse or resolve
-        return _fail(f"--where {a.where!r}: {str(exc).strip().splitlines()[0]}")
+        return fail(f"--where {a.where!r}: {str(exc).strip().splitlines()[0]}")
     if df is None:
-        return _fail(f"no table {a.table}")
+        return fail(f"no table {a.table}")
     cols = [c for c, t in df.dtypes if t != "binary"]
     for r in df.select(*cols).limit(a.limit).collect():
         print(json.dumps(r.asDict(), ensure_ascii=False, default=str))
     return 0
 
 
-def cmd_score(settings, a) -> int:
-    from pathlib import Path
-
-    from .scoring import score_night
-
-    sc = score_night(_spark(settings), settings, Path(a.truth), a.batch_date)
-    print(sc.table())
-    return 0
-
-
 def cmd_gate(settings, a) -> int:
-    from .tasks import gate
-
     return _run_stage(f"gate {a.table} {a.batch_date}", gate, a.table, a.batch_date, settings)
 
 
 def cmd_summary(settings, a) -> int:
-    from .reports import night_summary, render_summary
-
     render_summary(night_summary(_spark(settings), settings), settings)
     return 0
 
 
-def _fail(msg) -> int:
+def fail(msg) -> int:
     """A usage or data fault as one line on stderr; exit code 2."""
-    import sys
-
     print(f"error: {msg}", file=sys.stderr)
     return 2
 
 
 def cmd_export(settings, a) -> int:
-    from pathlib import Path
-
-    from rich.console import Console
-
-    from . import exports
-    from .errors import ShuzhiError
-
     out = Path(a.out)
     status, source = getattr(a, "status", None), getattr(a, "source", None)
     try:
@@ -282,7 +211,7 @@ def cmd_export(settings, a) -> int:
                 m = exports.export_quarantine_summary(spark, settings, s_out, night=a.night, source=source,
                                                       rule=a.rule)
     except (ShuzhiError, OSError) as exc:
-        return _fail(exc)
+        return fail(exc)
     print(f"{a.what}: {n} rows → {out.resolve()}")
     if a.what == "quarantine":
         print(f"summary (by night, source, reason): {m} rows → {s_out.resolve()}")
@@ -290,22 +219,13 @@ def cmd_export(settings, a) -> int:
 
 
 def cmd_rules(settings, a) -> int:
-    import sys
-    from pathlib import Path
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from . import exports
-    from .errors import ShuzhiError
-
     try:
         exports.parse_night(a.night)
         with Console(stderr=True).status("counting rule hits …"):
             report = exports.rules_report(_spark(settings), settings, a.night)
         n = exports.export_rules(report, Path(a.csv)) if a.csv else None
     except (ShuzhiError, OSError) as exc:
-        return _fail(exc)
+        return fail(exc)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     t = Table(title=f"rules — hits {'on ' + a.night if a.night else 'over all nights'}", title_justify="left")
     for col in ("id", "action", "severity", "hits", "description (zh)"):
@@ -320,18 +240,10 @@ def cmd_rules(settings, a) -> int:
 
 
 def register(sub) -> None:
-    def scale(p):
-        p.add_argument("--residents", type=int, default=20_000)
-        p.add_argument("--nights", type=int, default=3)
-        p.add_argument("--start", default="2026-11-25", help="first batch date")
-        p.add_argument("--seed", type=int, default=20261127)
-
-    p = sub.add_parser("demo", help="main job: generate nights, run the DAGs through Airflow, summarise")
-    scale(p)
+    p = sub.add_parser("demo", help="run the DAGs through Airflow for each night delivered in the landing zone, "
+                                    "summarise (deliveries to try: `feedsim generate`, or `feedsim demo`)")
+    p.add_argument("--night", action="append", metavar="D", help="only this night (repeatable; default: all)")
     p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("generate", help="write department deliveries (and ground truth) for several nights")
-    scale(p)
-    p.set_defaults(fn=cmd_generate)
     p = sub.add_parser("ingest", help="ingest one delivery without Airflow")
     p.add_argument("source")
     p.add_argument("batch_date")
@@ -359,10 +271,6 @@ def register(sub) -> None:
     p.add_argument("--who", help="default: $SHUZHI_USER or the login name")
     p.add_argument("--role", help="a role of conf/roles.yaml (default: $SHUZHI_ROLE or data_engineer)")
     p.set_defaults(fn=cmd_query)
-    p = sub.add_parser("score", help="score a processed night against the generator's ground truth")
-    p.add_argument("batch_date")
-    p.add_argument("--truth", required=True, help="the generator's truth folder")
-    p.set_defaults(fn=cmd_score)
     p = sub.add_parser("gate", help="run one table's gate for a batch date without Airflow")
     p.add_argument("table", help="e.g. bronze.police_population")
     p.add_argument("batch_date", nargs="?")

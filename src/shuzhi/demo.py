@@ -1,19 +1,37 @@
-"""The main job: generate several nights of deliveries, run the DAGs for each night through
-Airflow (``dag.test``: real task runs recorded in Airflow's metadata DB, in this process so one
-local Spark session serves every task), then print what happened per night and source."""
+"""The main job: run the DAGs for each night delivered in the landing zone through Airflow
+(``dag.test``: real task runs recorded in Airflow's metadata DB, in this process so one local
+Spark session serves every task), then print what happened per night and source. ``feedsim demo``
+generates the nights first and scores each one.
+
+Airflow and pendulum are imported inside the functions that need them: the CLI imports this
+module, and its argument checks must answer before Airflow's start-up (seconds)."""
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
 from .config import DAGS_DIR, Settings, load_yaml
+from .errors import ShuzhiError
+from .exports import (export_conflicts, export_quarantine, export_quarantine_summary, export_rules, rules_report,
+                      summary_path)
+from .reports import night_summary, render_summary
+from .spark import get_spark
 
 log = logging.getLogger("shuzhi.demo")
 
 
+class DagImportError(ShuzhiError):
+    """A DAG file of ``dags/`` does not import: no run can start."""
+
+
 def logical_date_for(batch_date: str):
     """The nightly schedule's run time for a batch: 01:30 the next morning, local time."""
-    import pendulum
+    import pendulum  # lazy: Airflow's own dependency, slow to import (see the module's docstring)
 
     tz = load_yaml("sources.yaml")["timezone"]
     d = date.fromisoformat(batch_date) + timedelta(days=1)
@@ -21,11 +39,11 @@ def logical_date_for(batch_date: str):
 
 
 def load_dags():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag  # lazy: Airflow's start-up (see the module's docstring)
 
     bag = DagBag(str(DAGS_DIR))
     if bag.import_errors:
-        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+        raise DagImportError(f"DAG import errors: {bag.import_errors}")
     return bag
 
 
@@ -51,50 +69,45 @@ def quiet_airflow_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_demo(settings: Settings, *, residents: int = 20_000, nights: int = 3, start: str = "2026-11-25",
-             seed: int = 20261127) -> dict:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+def delivered_nights(settings: Settings) -> list[str]:
+    """Batch dates with a delivery folder of some source in the landing zone, oldest first."""
+    sources = list(load_yaml("sources.yaml")["sources"])
+    found = {p.name for src in sources if (settings.landing / src).is_dir() for p in (settings.landing / src).iterdir()
+             if p.is_dir() and _is_date(p.name)}
+    return sorted(found)
 
-    from .generator import generate
-    from .exports import (export_conflicts, export_quarantine, export_quarantine_summary, export_rules,
-                          rules_report, summary_path)
-    from .reports import night_summary, render_summary
-    from .scoring import score_night
-    from .spark import get_spark
 
-    import sys
+def _is_date(name: str) -> bool:
+    try:
+        return date.fromisoformat(name).isoformat() == name
+    except ValueError:
+        return False
 
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+
+def run_demo(settings: Settings, nights: list[str], *, console: Console | None = None,
+             after_night: Callable[[str], None] | None = None) -> dict:
+    """Run every source's ingest DAG and the nightly DAG for each night in turn (``after_night``
+    is called after each, e.g. to score it), then print the summary and write the office's exports
+    of the last night. Deliveries come from the landing zone: a department's, or the simulator's."""
+    console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     t0 = datetime.now()
-    console.print(f"[bold]shuzhi demo[/bold]: {residents:,} residents, {nights} nights from {start}, seed {seed}")
-    gen = generate(settings.landing, settings.truth, residents=residents, nights=nights,
-                   start_date=date.fromisoformat(start), seed=seed)
-    console.print(f"generated {len(gen.files)} files into {settings.landing} "
-                  f"(ground truth: {gen.truth_rows:,} planted items in {settings.truth})")
     quiet_airflow_logs()
     bag = load_dags()
     sources = list(load_yaml("sources.yaml")["sources"])
     states: dict[str, dict[str, str]] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task("nights", total=nights * (len(sources) + 1))
-        scores = {}
-        for night in gen.nights:
+        task = progress.add_task("nights", total=len(nights) * (len(sources) + 1))
+        for night in nights:
             states[night] = run_night(bag, night, sources,
                                       on_step=lambda msg: progress.update(task, advance=1, description=msg))
-            scores[night] = score_night(get_spark(settings), settings, settings.truth, night)
+            if after_night:
+                after_night(night)
     spark = get_spark(settings)
     summary = night_summary(spark, settings)
     render_summary(summary, settings, console)
-    console.print("[bold]clean + cross-verify against the generator's ground truth[/bold] "
-                  "(per night: planted items found / missed / false findings; records unaccounted)")
-    for night, sc in scores.items():
-        console.print(f"  {night}: expected {sc.tp + sc.fn:,}  found {sc.tp:,}  missed {sc.fn:,}  false {sc.fp:,}  "
-                      f"recall {sc.recall:.4f}  precision {sc.precision:.4f}  "
-                      f"unaccounted {sc.delivered - sc.accounted} of {sc.delivered:,}")
     out = settings.home / "exports"
-    last = gen.nights[-1]
+    last = nights[-1]
     n_c = export_conflicts(spark, settings, out / f"conflicts_{last}.csv", status="open")
     n_q = export_quarantine(spark, settings, out / f"quarantine_{last}.csv", night=last)
     export_quarantine_summary(spark, settings, summary_path(out / f"quarantine_{last}.csv"), night=last)
@@ -108,4 +121,4 @@ def run_demo(settings: Settings, *, residents: int = 20_000, nights: int = 3, st
     if failed:
         console.print(f"[red]DAG runs not successful:[/red] {failed}")
     console.print(f"done in {(datetime.now() - t0).total_seconds():.0f} s; Airflow DB: {settings.airflow_home}")
-    return {"states": states, "summary": summary, "failed": failed, "scores": scores}
+    return {"states": states, "summary": summary, "failed": failed}

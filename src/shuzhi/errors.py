@@ -37,3 +37,12 @@ class GateFailed(ShuzhiError):
 
 class DestructionNotProven(ShuzhiError):
     """The scan after a destruction found a destroyed person's data under the lake root."""
+
+
+class JobFailed(ShuzhiError):
+    """A job run through ``spark-submit`` exited with an error of its own (not one of the data
+    faults above, which keep their type across the process boundary)."""
+
+
+# exit codes of a job's entry point (``jobs/<job>.py``) for the faults a caller acts on
+EXIT_CODES = {DeliveryRejected: 3, GateFailed: 4, DestructionNotProven: 5, UsageError: 2}

@@ -10,6 +10,7 @@ that suspend archive and destruction — as pure DataFrame transforms plus one r
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -20,7 +21,7 @@ from pyspark.sql import types as T
 from .config import Settings
 from .crypto import Keyring, decrypt
 from .delta import read_table, table_exists
-from .retention import LOAD_DATE, Policy, RetentionClass
+from .retention import LOAD_DATE, Policy, RetentionClass, load_policy
 from .schemas import Entity, catalog
 
 ROW_KEY = ["_batch_date", "_file", "_row"]     # one delivered line (bronze, quarantines)
@@ -252,3 +253,17 @@ def record_status(spark, settings: Settings, as_of: str, stage: str, *, held_bef
                 replace_where=f"batch_date = DATE'{as_of}' AND stage = '{stage}'",
                 comment="retention stages: overdue records after each stage, records under hold before/after")
     return {k: v for k, v in row.items() if k not in ("batch_date", "recorded_at")}
+
+
+def retention_task(spark, settings: Settings, stage: str, as_of: str, run, *, record: bool = True) -> dict:
+    """A retention stage as the runner calls it: the records under legal hold counted before it,
+    ``run(keyring, policy)`` (the stage's summary dict), then, unless ``record`` is false (destroy:
+    its row comes after the proof), the stage's status row for the gate."""
+    keyring, policy = Keyring.load(settings.key_dir), load_policy()
+    held_before = held_count(spark, settings, policy, keyring, date.fromisoformat(as_of))
+    out = run(keyring, policy)
+    out["held_before"] = held_before
+    if record:
+        out["status_row"] = record_status(spark, settings, as_of, stage, held_before=held_before, verified=True,
+                                          detail=json.dumps(out, default=str), policy=policy, keyring=keyring)
+    return out
