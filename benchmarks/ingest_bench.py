@@ -80,10 +80,10 @@ def main(argv=None) -> int:
     p.add_argument("--keep-lake", action="store_true", help="do not wipe the bench lake first")
     a = p.parse_args(argv)
 
+    from feedsim import generate
     from jobs import gate, ingest
     from shuzhi.config import Settings
     from shuzhi.crypto import Keyring
-    from feedsim import generate
     from shuzhi.schemas import catalog
     from shuzhi.spark import get_spark
 

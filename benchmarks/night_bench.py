@@ -68,9 +68,9 @@ def main(argv=None) -> int:
     p.add_argument("--change-rate", type=float, default=0.01)
     a = p.parse_args(argv)
 
+    from feedsim import generate
     from shuzhi.config import Settings
     from shuzhi.crypto import Keyring
-    from feedsim import generate
     from shuzhi.spark import get_spark
 
     home = Path(a.home).resolve()

@@ -44,6 +44,33 @@ def spark(spark_settings, tmp_path_factory):
     session.stop()
 
 
+# Run-time settings of the unit layer's frames (a handful of rows each): one shuffle partition, and
+# expressions interpreted rather than compiled (compiling costs more than running on ten rows).
+TINY_FRAMES = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
+               "spark.sql.codegen.wholeStage": "false"}
+
+
+@pytest.fixture(scope="module")
+def tiny_spark(spark):
+    """The session's SparkSession set for tiny in-memory frames for one module (the unit layer), then
+    set back: no lake, no table, nothing on disk."""
+    before = {k: spark.conf.get(k, None) for k in TINY_FRAMES}
+    for k, v in TINY_FRAMES.items():
+        spark.conf.set(k, v)
+    yield spark
+    for k, v in before.items():
+        if v is None:
+            spark.conf.unset(k)
+        else:
+            spark.conf.set(k, v)
+
+
+@pytest.fixture(scope="session")
+def memory_keyring() -> Keyring:
+    """A keyring held in memory only (fixed keys; no key file anywhere): for the unit layer."""
+    return Keyring("kunit", bytes(range(32)), bytes(range(100, 132)))
+
+
 @pytest.fixture
 def keyring(settings) -> Keyring:
     return Keyring.load(settings.key_dir)
@@ -70,8 +97,8 @@ LIFECYCLE_START = date(2026, 11, 25)
 
 
 def _build_lifecycle_lake(spark, spark_settings, root: Path) -> Settings:
-    from jobs import clean, ingest, verify
     from feedsim import generate
+    from jobs import clean, ingest, verify
     from shuzhi.schemas import catalog
 
     s = Settings.load(home=root / "home", key_dir=root / "keys", spark=spark_settings)
@@ -143,7 +170,30 @@ def killed_midway(built: Settings, copy_to: Path, job: str, as_of: str, started,
 # order, and the end-to-end file collected last kept one worker busy ~20 min while the other idled.
 LONGEST_FIRST = ("test_e2e_airflow.py", "test_correctness.py", "test_lifecycle.py", "test_destroy.py", "test_contract.py")
 
+# The test pyramid (setup.cfg declares the markers): every test is in exactly one layer.
+LAYERS = ("unit", "spark", "integration", "crash")
 
+
+def layers_of(item) -> list[str]:
+    return [m for m in LAYERS if item.get_closest_marker(m) is not None]
+
+
+@pytest.hookimpl(tryfirst=True)     # before `-m` deselects anything: a wrongly marked test fails every run
 def pytest_collection_modifyitems(config, items):
+    from _pytest.doctest import DoctestItem
+
+    for item in items:
+        if isinstance(item, DoctestItem) and not layers_of(item):
+            item.add_marker(pytest.mark.unit)       # a docstring example is a unit test (`make unit` runs them)
+    wrong = [item for item in items if len(layers_of(item)) != 1]
+    for item in wrong:
+        have = layers_of(item)
+        why = f"has {len(have)} ({', '.join(have)})" if have else "has none"
+        config.hook.pytest_collectreport(report=pytest.CollectReport(
+            item.nodeid, "failed", f"{item.nodeid}: a test needs exactly one of the markers {', '.join(LAYERS)} "
+            f"(module-level pytestmark or on the test; setup.cfg, tests/conftest.py); it {why}", []))
+    if wrong:
+        bad = {id(item) for item in wrong}
+        items[:] = [item for item in items if id(item) not in bad]
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))    # stable: order within a file kept

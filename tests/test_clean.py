@@ -5,15 +5,17 @@ from collections import Counter
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import deliveries as dl
 import pytest
 from pyspark.sql import functions as F
 from stdnum.cn import ric, uscc
 
-import deliveries as dl
 from jobs import clean, ingest
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, decrypt
 from shuzhi.delta import read_table, table_version
+
+pytestmark = pytest.mark.spark
 
 D = "2026-11-27"
 D2 = "2026-11-28"

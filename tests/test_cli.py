@@ -90,6 +90,7 @@ def fill(argv, settings, tmp_path):
     return [a.format(lake=settings.lake, home=settings.home, tmp=tmp_path) for a in argv]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("argv, line", BAD_ARGUMENTS, ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
 def test_bad_argument_is_one_error_line_exit_2(no_lake, tmp_path, capsys, argv, line):
     assert main(fill(argv, no_lake, tmp_path)) == 2
@@ -99,6 +100,7 @@ def test_bad_argument_is_one_error_line_exit_2(no_lake, tmp_path, capsys, argv, 
     assert not no_lake.lake.exists()
 
 
+@pytest.mark.unit
 def test_bad_role_from_the_environment(no_lake, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SHUZHI_ROLE", "mayor")
     assert main(["export", "conflicts", "--out", str(tmp_path / "c.csv")]) == 2
@@ -106,6 +108,7 @@ def test_bad_role_from_the_environment(no_lake, tmp_path, capsys, monkeypatch):
                                        "scheduler (conf/roles.yaml)\n")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("argv", READS, ids=[" ".join(a) for a in READS])
 def test_reads_on_a_missing_lake_fail_and_create_nothing(no_lake, tmp_path, capsys, argv):
     assert main(fill(argv, no_lake, tmp_path)) == 2
@@ -115,6 +118,7 @@ def test_reads_on_a_missing_lake_fail_and_create_nothing(no_lake, tmp_path, caps
     assert not (tmp_path / "c.csv").exists() and not (tmp_path / "q.csv").exists()
 
 
+@pytest.mark.unit
 def test_missing_lake_names_shuzhi_lake_when_set(no_lake, capsys, monkeypatch):
     monkeypatch.setenv("SHUZHI_LAKE", str(no_lake.home / "lakke"))
     assert main(["summary"]) == 2
@@ -122,12 +126,14 @@ def test_missing_lake_names_shuzhi_lake_when_set(no_lake, capsys, monkeypatch):
     assert capsys.readouterr().err == f"error: no lake at {lake} (SHUZHI_LAKE={lake}); run the demo or ingest first\n"
 
 
+@pytest.mark.unit
 def test_an_empty_lake_folder_is_no_lake(no_lake, capsys):
     (no_lake.lake / "ops").mkdir(parents=True)
     assert main(["rules"]) == 2
     assert "error: no lake at" in capsys.readouterr().err
 
 
+@pytest.mark.unit
 def test_usage_errors_never_start_spark(no_lake, tmp_path):
     """All of them in one process that never starts a JVM, in a fraction of Spark's start-up."""
     cases = [fill(a, no_lake, tmp_path) for a, _ in BAD_ARGUMENTS] + [fill(a, no_lake, tmp_path) for a in READS]
@@ -152,6 +158,7 @@ def test_usage_errors_never_start_spark(no_lake, tmp_path):
     assert not no_lake.lake.exists()
 
 
+@pytest.mark.integration
 def test_unknown_source_is_a_usage_error_never_a_ledger_row(no_lake, tmp_path, capsys):
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -174,6 +181,7 @@ def test_unknown_source_is_a_usage_error_never_a_ledger_row(no_lake, tmp_path, c
     assert not no_lake.lake.exists()
 
 
+@pytest.mark.integration
 def test_gate_tables_are_the_dags_gates():
     """The list the CLI checks a gate's table against is exactly what the DAGs gate."""
     from shuzhi.gates import gate_tables
@@ -186,6 +194,7 @@ def test_gate_tables_are_the_dags_gates():
     assert ", ".join(gate_tables()) == GATED
 
 
+@pytest.mark.integration
 def test_airflow_double_dash_form(settings, airflow_db, tmp_path):
     """README: ``shuzhi airflow -- dags list``; the form without ``--`` works too."""
     env = {**os.environ, **settings.env_vars(),
@@ -202,6 +211,7 @@ def test_airflow_double_dash_form(settings, airflow_db, tmp_path):
                    "shuzhi_ingest_health", "shuzhi_lifecycle", "shuzhi_retention"}
 
 
+@pytest.mark.spark
 def test_query_stdout_is_json_lines_only(spark, settings):
     """``shuzhi query … | jq``: every stdout line is one JSON row; Spark's start-up lines go to stderr."""
     from shuzhi.delta import write_table
@@ -245,6 +255,7 @@ print("RESULT")
 """
 
 
+@pytest.mark.spark
 def test_jvm_prints_and_logs_go_to_stderr(tmp_path):
     """What the JVM prints outside Log4j (VACUUM's lines), its start-up WARN lines and the code
     generator's errors: all on stderr; the code generator's as one line without its stack trace."""

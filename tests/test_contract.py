@@ -10,12 +10,12 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import deliveries as dl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-import deliveries as dl
 from jobs import ingest
 from shuzhi.bronze import REJECTION_REASONS
 from shuzhi.crypto import decrypt
@@ -183,6 +183,7 @@ def _m(key, value):
     return change
 
 
+@pytest.mark.spark
 @pytest.mark.parametrize("change, code, fragment", [
     (_m("rows", "@1e400"), "MANIFEST_INVALID", "files[0].rows"),
     (_m("entity", ["population"]), "MANIFEST_INVALID", "files[0].entity"),
@@ -217,6 +218,7 @@ def test_manifest_fault_is_a_rejection_with_its_code(spark, settings, keyring, c
     _assert_rejected(spark, settings, keyring, "police", D, code, fragment)
 
 
+@pytest.mark.spark
 @pytest.mark.parametrize("case", [
     _case_header_renamed, _case_header_extra_column, _case_header_missing_column, _case_header_lower_case,
     _case_empty_csv, _case_parquet_missing_id, _case_parquet_upper_case, _case_parquet_wrong_type,
@@ -242,6 +244,7 @@ def _assert_rejected(spark, settings, keyring, source, bd, code, fragment):
     return led
 
 
+@pytest.mark.spark
 @pytest.mark.parametrize("folder, shown", [("2026-11-99", "'2026-11-99'"), ("20261126", "'20261126'"),
                                            ("2026-11-2'", "\"2026-11-2'\""), ("2026-02-30", "'2026-02-30'")])
 def test_batch_date_folder_that_is_not_a_date(spark, settings, keyring, folder, shown):
@@ -253,27 +256,32 @@ def test_batch_date_folder_that_is_not_a_date(spark, settings, keyring, folder, 
     assert led["batch_date"] is None and led["delivery_id"].startswith(f"police/{folder}/")
 
 
+@pytest.mark.spark
 def test_delivery_dated_in_the_future(spark, settings, keyring):
     _police(settings.landing, bd="2030-01-01", rows=[dl.pop_row("P1", ID1, "张三", GXSJ="2029-12-31 08:00:00")])
     _assert_rejected(spark, settings, keyring, "police", "2030-01-01", "BATCH_DATE_FUTURE", "is after today")
 
 
+@pytest.mark.spark
 def test_manifest_nested_100000_levels(spark, settings, keyring):
     d = _police(settings.landing)
     (d / "manifest.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     _assert_rejected(spark, settings, keyring, "police", D, "MANIFEST_UNPARSABLE", "nested too deeply")
 
 
+@pytest.mark.spark
 def test_utf16_file(spark, settings, keyring):
     _raw_police(settings.landing, "\ufeff" + HEADER + "\r\n" + LINE1 + "\r\n", 1, encoding="utf-16-le")
     _assert_rejected(spark, settings, keyring, "police", D, "ENCODING_MISMATCH", "UTF-16")
 
 
+@pytest.mark.spark
 def test_json_array_on_one_line(spark, settings, keyring):
     _jsonl(settings.landing, json.dumps([REC, dict(REC, record_id="M2")], ensure_ascii=False) + "\n", 2)
     _assert_rejected(spark, settings, keyring, "civil_affairs", D, "JSON_NOT_LINES", "line 1 holds a JSON array")
 
 
+@pytest.mark.spark
 def test_manifest_counting_blank_lines_as_rows_is_told_exactly(spark, settings, keyring):
     _raw_police(settings.landing, HEADER + "\r\n" + LINE1 + "\r\n\r\n" + LINE2 + "\r\n", 3)
     _assert_rejected(spark, settings, keyring, "police", D, "ROW_COUNT_MISMATCH",
@@ -282,6 +290,7 @@ def test_manifest_counting_blank_lines_as_rows_is_told_exactly(spark, settings, 
 
 # ------------------------------------------------------------------ section 5: nothing outside the landing tree
 
+@pytest.mark.spark
 def test_symlink_to_a_file_outside(spark, settings, keyring, tmp_path):
     d = _police(settings.landing)
     outside = tmp_path / "elsewhere.csv"
@@ -290,6 +299,7 @@ def test_symlink_to_a_file_outside(spark, settings, keyring, tmp_path):
     _assert_rejected(spark, settings, keyring, "police", D, "UNSAFE_PATH", "population_20261127.csv is a symlink")
 
 
+@pytest.mark.spark
 def test_symlink_to_etc_passwd_reads_nothing_of_it(spark, settings, keyring):
     data = Path("/etc/passwd").read_bytes()
     d = _folder(settings.landing, "police", D, {"source": "police", "batch_date": D, "kind": "full",
@@ -301,6 +311,7 @@ def test_symlink_to_etc_passwd_reads_nothing_of_it(spark, settings, keyring):
             assert b"root:x:0" not in p.read_bytes() and b"/bin/" not in p.read_bytes(), p
 
 
+@pytest.mark.spark
 def test_delivery_folder_that_is_a_symlink(spark, settings, keyring, tmp_path):
     real = _police(tmp_path / "other_landing")
     (settings.landing / "police").mkdir(parents=True)
@@ -308,6 +319,7 @@ def test_delivery_folder_that_is_a_symlink(spark, settings, keyring, tmp_path):
     _assert_rejected(spark, settings, keyring, "police", D, "UNSAFE_PATH", "delivery folder 2026-11-27 is a symlink")
 
 
+@pytest.mark.spark
 def test_manifest_that_is_a_symlink(spark, settings, keyring, tmp_path):
     d = _police(settings.landing)
     (d / "manifest.json").rename(tmp_path / "m.json")
@@ -315,6 +327,7 @@ def test_manifest_that_is_a_symlink(spark, settings, keyring, tmp_path):
     _assert_rejected(spark, settings, keyring, "police", D, "UNSAFE_PATH", "manifest manifest.json is a symlink")
 
 
+@pytest.mark.spark
 def test_fifo_as_data_file_is_not_opened(spark, settings, keyring):
     d = _police(settings.landing)
     (d / "population_20261127.csv").unlink()
@@ -328,6 +341,7 @@ XXE = '<!DOCTYPE residents [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
 EXTERNAL_DTD = '<!DOCTYPE residents SYSTEM "file:///etc/passwd">'
 
 
+@pytest.mark.spark
 @pytest.mark.parametrize("doctype, name", [(BILLION_LAUGHS, "&d;"), (XXE, "&xxe;"), (EXTERNAL_DTD, "张三")],
                          ids=["billion_laughs", "xxe", "external_dtd"])
 def test_xml_doctype_is_refused_and_never_expanded(spark, settings, keyring, doctype, name):
@@ -361,6 +375,7 @@ def _plain(df, col, keyring):
     return [r[0] for r in df.select(decrypt(F.col(col), keyring)).collect()]
 
 
+@pytest.mark.spark
 def test_swapped_columns_are_read_by_name(spark, settings, keyring):
     header = HEADER.replace("GMSFHM", "@").replace("LXDH", "GMSFHM").replace("@", "LXDH")
     pos_id, pos_phone = dl.POP_HEADER.index("GMSFHM"), dl.POP_HEADER.index("LXDH")
@@ -375,6 +390,7 @@ def test_swapped_columns_are_read_by_name(spark, settings, keyring):
     assert led["status"] == "accepted" and "read by name" in led["message"]
 
 
+@pytest.mark.spark
 def test_unlisted_file_and_unknown_keys_are_recorded(spark, settings, keyring):
     line = json.dumps(dict(REC, remark="备注"), ensure_ascii=False)
     d = _jsonl(settings.landing, line + "\n", 1)
@@ -386,6 +402,7 @@ def test_unlisted_file_and_unknown_keys_are_recorded(spark, settings, keyring):
     assert "does not list (not read): assistance_20261127.jsonl.bak" in led["message"]
 
 
+@pytest.mark.spark
 def test_incremental_delivery_with_no_files(spark, settings, keyring):
     d = _police(settings.landing)
     _rewrite_manifest(d, lambda m: (m.__setitem__("kind", "incremental"), m.__setitem__("files", [])))
@@ -403,6 +420,7 @@ def _load(spark, settings, keyring, source, table):
     return f, _bronze(spark, settings, table), _quarantine(spark, settings)
 
 
+@pytest.mark.spark
 def test_csv_blank_lines_in_the_middle_and_at_the_end(spark, settings, keyring):
     text = HEADER + "\r\n" + LINE1 + "\r\n\r\n  \r\n" + "P3,broken\r\n" + LINE2 + "\r\n\r\n"
     _raw_police(settings.landing, text, 3)
@@ -413,6 +431,7 @@ def test_csv_blank_lines_in_the_middle_and_at_the_end(spark, settings, keyring):
     assert "3 blank line(s)" in _ledger(spark, settings)[0]["message"]
 
 
+@pytest.mark.spark
 def test_csv_cr_only_line_ends(spark, settings, keyring):
     _raw_police(settings.landing, HEADER + "\r" + LINE1 + "\r" + "P3,broken\r" + LINE2 + "\r", 3)
     f, b, q = _load(spark, settings, keyring, "police", "police_population")
@@ -420,6 +439,7 @@ def test_csv_cr_only_line_ends(spark, settings, keyring):
     assert [(r["locator"], r["reason_code"]) for r in q] == [("line 3", "CSV_TOO_FEW_FIELDS")]
 
 
+@pytest.mark.spark
 def test_csv_quoted_field_with_a_line_break(spark, settings, keyring):
     row = dl.pop_row("P1", ID1, "张三", HJDZ="赛罕区\r\n大学东街1号")
     import csv as _csv
@@ -435,12 +455,14 @@ def test_csv_quoted_field_with_a_line_break(spark, settings, keyring):
     assert [(r["_row"], r["locator"], r["reason_code"]) for r in q] == [(2, "line 4", "CSV_TOO_FEW_FIELDS")]
 
 
+@pytest.mark.spark
 def test_csv_record_without_its_record_id_is_quarantined(spark, settings, keyring):
     _raw_police(settings.landing, HEADER + "\r\n" + LINE1 + "\r\n" + ",".join(dl.pop_row("", ID2, "李四")) + "\r\n", 2)
     f, b, q = _load(spark, settings, keyring, "police", "police_population")
     assert [(r["_row"], r["locator"], r["reason_code"]) for r in q] == [(2, "line 3", "RECORD_ID_MISSING")]
 
 
+@pytest.mark.spark
 def test_jsonl_blank_lines(spark, settings, keyring):
     lines = [json.dumps(REC, ensure_ascii=False), "", '{"record_id": "M2", "name": "李', "   ",
              json.dumps(dict(REC, record_id="M3"), ensure_ascii=False)]
@@ -450,6 +472,7 @@ def test_jsonl_blank_lines(spark, settings, keyring):
     assert [(r["_row"], r["locator"], r["reason_code"]) for r in q] == [(2, "line 3", "JSON_UNPARSABLE")]
 
 
+@pytest.mark.spark
 def test_xml_records_in_comments_and_cdata_are_not_records(spark, settings, keyring):
     body = ("<residents>\n<!-- " + _el(record_id="C1") + " -->\n" + _el(record_id="H1") + "\n<![CDATA[ " +
             _el(record_id="C2") + " ]]>\n" + _el(record_id="H2") + "\n</residents>")
@@ -458,6 +481,7 @@ def test_xml_records_in_comments_and_cdata_are_not_records(spark, settings, keyr
     assert [r["record_id"] for r in b.collect()] == ["H1", "H2"] and q == []
 
 
+@pytest.mark.spark
 def test_xml_self_closing_resident_is_quarantined_not_lost(spark, settings, keyring):
     body = "<residents>\n" + _el(record_id="H1") + "\n<resident/>\n" + _el(record_id="H3") + "\n<resident />\n</residents>"
     _xml(settings.landing, body, 4)
@@ -467,6 +491,7 @@ def test_xml_self_closing_resident_is_quarantined_not_lost(spark, settings, keyr
         (2, "<resident> #2", "RECORD_ID_MISSING"), (4, "<resident> #4", "RECORD_ID_MISSING")]
 
 
+@pytest.mark.spark
 def test_xml_unknown_element_is_recorded(spark, settings, keyring):
     _xml(settings.landing, "<residents>" + _el(record_id="H1").replace("</resident>", "<nickname>x</nickname></resident>")
          + "</residents>", 1)
@@ -474,6 +499,7 @@ def test_xml_unknown_element_is_recorded(spark, settings, keyring):
     assert "unknown elements, not loaded: nickname ×1" in _ledger(spark, settings)[0]["message"]
 
 
+@pytest.mark.spark
 def test_a_rejected_source_leaves_the_other_sources_of_the_night_loading(spark, settings, keyring):
     _raw_police(settings.landing, HEADER.replace("GMSFHM", "SFZH") + "\r\n" + LINE1 + "\r\n", 1)
     _xml(settings.landing, "<residents>" + _el(record_id="H1") + "</residents>", 1)
@@ -485,6 +511,7 @@ def test_a_rejected_source_leaves_the_other_sources_of_the_night_loading(spark, 
     assert led == [("health", "accepted", None), ("police", "rejected", "HEADER_MISMATCH")]
 
 
+@pytest.mark.unit
 def test_unknown_source_is_a_usage_error_and_writes_nothing(spark, settings, keyring):
     _police(settings.landing)
     with pytest.raises(UsageError, match="source 'polic' is not one of police, civil_affairs"):

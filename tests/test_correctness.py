@@ -8,12 +8,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from jobs import clean, ingest, verify
 from feedsim import generate
-from shuzhi.schemas import catalog
 from feedsim.scoring import score_night
+from jobs import clean, ingest, verify
+from shuzhi.schemas import catalog
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 NIGHTS = 3
 

@@ -12,13 +12,13 @@ from datetime import date
 
 import pytest
 
+from feedsim import generate
 from jobs import ingest
 from shuzhi.delta import read_table
-from feedsim import generate
 from shuzhi.schemas import catalog
 
 NIGHT = "2026-11-25"
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.crash
 
 
 def lake_state(spark, settings):

@@ -3,7 +3,11 @@ and Assets; parsing imports neither Spark nor GX."""
 import subprocess
 import sys
 
+import pytest
+
 from shuzhi.schemas import catalog
+
+pytestmark = pytest.mark.integration
 
 
 def test_dags_import_and_wiring(airflow_db):

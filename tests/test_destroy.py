@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from conftest import LIFECYCLE_START as START
+from conftest import killed_midway
 from pyspark.sql import functions as F
 
 from jobs import destroy
@@ -20,7 +22,6 @@ from shuzhi.retention import lake_tables, load_policy
 from shuzhi.scan import scan_destroyed
 from shuzhi.schemas import catalog
 
-from conftest import LIFECYCLE_START as START, killed_midway
 FAR = "2062-01-01"      # past every class's destruction age for anything with a clock
 
 
@@ -63,6 +64,7 @@ def held_rows(spark, s, tokens):
     return out
 
 
+@pytest.mark.integration
 def test_destroy_far_future_leaves_no_byte_of_the_destroyed(spark, lake):
     kr = Keyring.load(lake.key_dir)
     before = people(spark, lake, kr)
@@ -115,6 +117,7 @@ def test_destroy_far_future_leaves_no_byte_of_the_destroyed(spark, lake):
     assert not set(rows["started"]["person_digests"]) & set(before)
 
 
+@pytest.mark.integration
 def test_destroy_as_of_years_ahead_is_gradual(spark, lake):
     """Incidents (10 years from the report) and quarantined rows (3 years) go first; persons stay."""
     kr = Keyring.load(lake.key_dir)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from shuzhi.delta import read_table, table_version
 from feedsim import generate
+from shuzhi.delta import read_table, table_version
 from shuzhi.schemas import catalog
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 NIGHTS = ["2026-11-25", "2026-11-26"]
 
 

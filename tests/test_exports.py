@@ -90,6 +90,7 @@ def read_csv(path):
         return raw, list(csv.DictReader(fh))
 
 
+@pytest.mark.unit
 def test_mask_doctest_and_spark_mask_agree(spark):
     from pyspark.sql import functions as F
 
@@ -101,6 +102,7 @@ def test_mask_doctest_and_spark_mask_agree(spark):
     assert set(INGEST_REASONS_ZH) == set(INGEST_REASONS)
 
 
+@pytest.mark.spark
 def test_conflicts_export(spark, lake, tmp_path):
     out = tmp_path / "out" / "冲突.csv"
     assert exports.export_conflicts(spark, lake, out) == 3
@@ -136,6 +138,7 @@ def test_conflicts_export(spark, lake, tmp_path):
         exports.export_conflicts(spark, lake, out, rule="ID_CHECK")
 
 
+@pytest.mark.spark
 def test_quarantine_export_and_summary(spark, lake, tmp_path):
     out = tmp_path / "q.csv"
     assert exports.export_quarantine(spark, lake, out) == 5
@@ -172,6 +175,7 @@ def test_quarantine_export_and_summary(spark, lake, tmp_path):
     assert exports.export_quarantine_summary(spark, lake, s_out, source="police") == 2
 
 
+@pytest.mark.spark
 def test_rules_report(spark, lake, settings):
     by_id = {r["id"]: r for r in exports.rules_report(spark, lake, None)}
     assert set(by_id) == set(load_rules())
@@ -187,6 +191,7 @@ def test_rules_report(spark, lake, settings):
     assert read_csv(out)[1] == [] and out.read_bytes().startswith(BOM)
 
 
+@pytest.mark.spark
 def test_cli(spark, lake, tmp_path, monkeypatch, capsys):
     for k, v in lake.env_vars().items():
         monkeypatch.setenv(k, v)
@@ -262,6 +267,7 @@ def _rec(rid, p: Person, keyring, birth=None, sex=None):
             datetime(2026, 11, 27, 8), None)
 
 
+@pytest.mark.spark
 def test_birth_date_conflicts_cannot_unmask_the_number(spark, spark_settings, tmp_path):
     """The masked number hides exactly its 8 birth-date digits. Build a register of birth-date
     conflicts through jobs/verify.py's detectors (every number valid), export it, and rebuild

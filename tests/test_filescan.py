@@ -8,6 +8,8 @@ import pytest
 from shuzhi import filescan
 from shuzhi.filescan import scan_file
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(params=[filescan.CHUNK, 7], ids=["whole", "7-byte-chunks"])
 def chunk(request, monkeypatch):

@@ -1,8 +1,8 @@
 """The gate runner: baseline from schemas/, severities, results table, Data Docs."""
+import deliveries as dl
 import pytest
 from pyspark.sql import functions as F
 
-import deliveries as dl
 from jobs import gate, ingest
 from shuzhi.delta import read_table
 from shuzhi.errors import GateFailed
@@ -12,6 +12,7 @@ from shuzhi.schemas import catalog
 D = "2026-11-27"
 
 
+@pytest.mark.unit
 def test_baseline_is_derived_from_schemas():
     ex = bronze_baseline(catalog().entity("police", "population"))
     types = {(e.type, e.kwargs.get("column")): e.severity for e in ex}
@@ -22,6 +23,7 @@ def test_baseline_is_derived_from_schemas():
     assert types[("expect_column_values_to_match_regex", "SQDM")] == "warning"
 
 
+@pytest.mark.spark
 def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, keyring):
     rows = [dl.pop_row("P1", "150105198503021234", "张三", XBDM="男"), dl.pop_row("P2", "150105198503021234", "李四")]
     dl.police_population(settings.landing, D, rows)
@@ -47,6 +49,7 @@ def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, k
     assert [(r["stage"], r["gate_outcome"], r["outcome"]) for r in audit][-1] == ("gate:bronze.police_population", "failed", "failed")
 
 
+@pytest.mark.spark
 def test_a_copied_lake_reuses_its_gate_results(spark, settings, keyring, tmp_path):
     """The reuse key names the data files relative to the table, so a lake copied (or restored)
     to another folder is the same data: its gates are not re-run nor re-recorded."""

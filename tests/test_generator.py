@@ -24,6 +24,8 @@ from stdnum.cn import ric, uscc
 
 from feedsim import DefectRates, GenerationSummary, generate, main
 
+pytestmark = pytest.mark.unit
+
 START = date(2026, 11, 25)
 POP_FIELDS = ["RECORD_ID", "GMSFHM", "XM", "XBDM", "CSRQ", "MZDM", "HJDZ_XZQHDM", "HJDZ", "XZZ", "SQDM", "FWBM",
               "HH", "YHZGXDM", "LXDH", "RYZTDM", "ZXRQ", "GXSJ"]

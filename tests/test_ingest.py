@@ -4,14 +4,16 @@ import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import deliveries as dl
 import pytest
 from pyspark.sql import functions as F
 
-import deliveries as dl
 from jobs import ingest
 from shuzhi.crypto import decrypt
 from shuzhi.delta import read_table, table_exists, table_version
 from shuzhi.errors import DeliveryRejected
+
+pytestmark = pytest.mark.spark
 
 D = "2026-11-27"
 
@@ -136,7 +138,8 @@ def test_identity_token_is_hmac_of_normalised_number(spark, settings, keyring):
     dl.police_population(settings.landing, D, rows)
     ingest.run(spark, settings, "police", D, keyring=keyring)
     toks = [r["GMSFHM__tok"] for r in bronze(spark, settings, "police_population").orderBy("_row").collect()]
-    from stdnum.cn import ric                                   # independent GB 11643 implementation
+    from stdnum.cn import ric  # independent GB 11643 implementation
+
     from shuzhi.standards import citizen_id_normalised_py
     lifted = citizen_id_normalised_py("150105850302123")
     assert lifted.startswith("15010519850302123") and ric.is_valid(lifted)

@@ -12,16 +12,18 @@ from datetime import datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import LIFECYCLE_START as START
+from conftest import killed_midway
 from pyspark.sql import functions as F
 
-from conftest import LIFECYCLE_START as START, killed_midway
 from jobs import archive, destroy, tier
 from shuzhi.access import ACCESS_LOG, COLD, Reader, log_access, read
 from shuzhi.archive import ArchiveCorrupt, archive_root, read_manifest, sha256_file, verify_batch
 from shuzhi.crypto import Keyring
 from shuzhi.delta import read_table, table_exists, table_version
-from shuzhi.lifecycle import month_of
 from shuzhi.retention import load_policy
+from shuzhi.schemas import catalog
+from shuzhi.stages.retention import month_of as month_column
 
 T = "police_incidents"
 OFFICE = Reader("li.wei", "governance_office")
@@ -32,11 +34,18 @@ def unified_ids(spark, s, table=T):
     return sorted((r["record_id"], r["_content_hmac"]) for r in df.select("record_id", "_content_hmac").collect())
 
 
+def month_of(df, layer, table, s, kr):
+    """The lifecycle month of a silver entity table's rows (the policy of conf/, the test's keyring)."""
+    e = catalog().entity_for_table(table)
+    return month_column(layer, e, load_policy().classes[e.retention_class], kr)
+
+
 def months(spark, s, kr, table=T):
     hot = read_table(spark, s.table_path("silver", table))
     return sorted({r[0] for r in hot.select(month_of(hot, "silver", table, s, kr)).collect() if r[0]})
 
 
+@pytest.mark.integration
 def test_months_go_cold_unless_read_and_come_back_when_read(spark, lake):
     kr = Keyring.load(lake.key_dir)
     pol = load_policy()
@@ -82,6 +91,7 @@ def test_months_go_cold_unless_read_and_come_back_when_read(spark, lake):
     assert unified_ids(spark, lake) == before
 
 
+@pytest.mark.integration
 def test_archive_restore_round_trip_and_tamper(spark, lake):
     kr = Keyring.load(lake.key_dir)
     pol = load_policy()
@@ -127,6 +137,7 @@ def test_archive_restore_round_trip_and_tamper(spark, lake):
         archive.restore(spark, lake, as_of)
 
 
+@pytest.mark.integration
 def test_destroy_reaches_cold_tier_archive_and_restored_copies(spark, lake):
     kr = Keyring.load(lake.key_dir)
     pol = load_policy()

@@ -20,23 +20,23 @@ from __future__ import annotations
 import csv
 from datetime import date
 
+import deliveries as dl
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from stdnum import numdb
+from test_clean import cid
 
-import deliveries as dl
+from feedsim import DefectRates, generate
+from feedsim import reference as ref
 from jobs import clean, ingest
 from shuzhi.cleaning import region_table, standardise
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt
 from shuzhi.delta import read_table
-from feedsim import DefectRates, generate
-from feedsim import reference as ref
 from shuzhi.refdata import valid_region
 from shuzhi.schemas import catalog
-from test_clean import cid
 
 # (case, address code, birth date, delivery date, ID_REGION expected)
 CASES = [
@@ -54,11 +54,13 @@ CASES = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("case, code, ymd, delivered, wrong", CASES, ids=[c[0] for c in CASES])
 def test_valid_region_reads_the_assignment_window(case, code, ymd, delivered, wrong):
     assert valid_region(code, int(ymd[:4]), int(delivered[:4])) is not wrong
 
 
+@pytest.mark.unit
 def test_valid_region_window_edges():
     assert valid_region("152621", 1996, 2026) and not valid_region("152621", 1997, 2026)   # until 1996
     assert valid_region("653228", 1990, 2024) and not valid_region("653228", 1990, 2023)   # from 2024
@@ -84,6 +86,7 @@ def _clean_stage(spark, keyring, batch_date, rows) -> dict[str, tuple[set[str], 
             for r in out.select("record_id", "_findings", "_quarantine", "citizen_id__valid").collect()}
 
 
+@pytest.mark.unit
 def test_clean_stage_region_rule_per_case(spark, keyring):
     for delivered in sorted({c[3] for c in CASES}):
         cases = [c for c in CASES if c[3] == delivered]
@@ -95,6 +98,7 @@ def test_clean_stage_region_rule_per_case(spark, keyring):
             assert got[f"C{k}"] == expected, (case, delivered)
 
 
+@pytest.mark.unit
 def test_clean_stage_null_and_legacy_rows(spark, keyring):
     rows = [dl.pop_row("N1", None, "张三"),                                     # no number at all
             dl.pop_row("N2", "", "张三"),
@@ -125,6 +129,7 @@ def generated(spark, spark_settings, tmp_path_factory):
     return settings, night
 
 
+@pytest.mark.spark
 def test_generated_numbers_carry_historical_and_migrant_codes(generated):
     settings, night = generated
     facts = pq.read_table(settings.truth / night / "population.parquet").to_pylist()
@@ -141,6 +146,7 @@ def test_generated_numbers_carry_historical_and_migrant_codes(generated):
     assert all(valid_region(i[:6], born[i], START.year) for i in ids)
 
 
+@pytest.mark.unit
 def test_generator_bad_prefixes_are_no_gb2260_codes():
     """stdnum's own lookup (not the generator's parser) knows none of the planted unknown prefixes,
     and gives the abolished ones the last years the planting relies on."""
@@ -152,6 +158,7 @@ def test_generator_bad_prefixes_are_no_gb2260_codes():
     assert set(ref.abolished_before(2001)) == {"150120", "140120", "640120", "152621", "133001", "510102"}
 
 
+@pytest.mark.spark
 def test_only_planted_bad_regions_are_quarantined_by_id_region(spark, generated):
     settings, night = generated
     with open(settings.truth / night / "truth.csv", encoding="utf-8", newline="") as fh:

@@ -13,6 +13,8 @@ import yaml
 
 from shuzhi.rules import load_rules, parse_rules
 
+pytestmark = pytest.mark.unit
+
 CATALOGUE = Path(__file__).resolve().parents[1] / "conf" / "rules.yaml"
 KEYS = {"elements", "action", "severity", "zh", "en", "required_only", "enabled", "entities"}
 

@@ -4,11 +4,13 @@ from datetime import date, datetime
 
 import pytest
 
+from feedsim.defects import ACTIONS
+from feedsim.scoring import ClassScore, NightScore, score_night
+from feedsim.truth import TRUTH_COLUMNS
 from jobs.ingest import _deliveries_schema
 from shuzhi.delta import write_table
-from feedsim.defects import ACTIONS
-from feedsim.truth import TRUTH_COLUMNS
-from feedsim.scoring import ClassScore, NightScore, score_night
+
+pytestmark = pytest.mark.spark
 
 NIGHT = "2026-11-27"
 D = date(2026, 11, 27)

@@ -3,12 +3,15 @@ checkpoints, Data Docs), after ingesting and gating a generated delivery of ever
 from datetime import date
 
 import pyarrow.parquet as pq
+import pytest
 
+from feedsim import generate
 from jobs import gate, ingest
 from shuzhi.delta import write_table
-from feedsim import generate
 from shuzhi.scan import scan_tree
 from shuzhi.schemas import catalog
+
+pytestmark = pytest.mark.spark
 
 NIGHT = "2026-11-25"
 

@@ -12,6 +12,8 @@ from shuzhi.errors import SetupError
 from shuzhi.schemas import catalog
 from shuzhi.spark import delta_jars
 
+pytestmark = pytest.mark.unit
+
 
 def test_missing_jar_names_the_setup_command(tmp_path):
     s = Settings.load(home=tmp_path, jars_dir=tmp_path / "no-jars")
