@@ -30,10 +30,11 @@ from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
 from shuzhi.delta import delete_matching, table_exists, write_table
-from shuzhi.lifecycle import ROW_KEY, entity_ref, read_if_exists, select_records
+from shuzhi.selection import ROW_KEY, read_if_exists, select_records
+from shuzhi.stages.retention import entity_ref
 from shuzhi.retention import Policy, load_policy
 from shuzhi.jobmain import job_main
-from shuzhi.lifecycle import retention_task
+from shuzhi.selection import retention_task
 
 log = logging.getLogger("shuzhi.archive")
 

@@ -50,11 +50,12 @@ from shuzhi.config import CONF_DIR, Settings
 from shuzhi.crypto import Keyring, certificate_digest, certificate_key, decrypt
 from shuzhi.delta import delete_matching, read_table, table_exists, write_table
 from shuzhi.errors import DestructionNotProven
-from shuzhi.lifecycle import ROW_KEY, entity_ref, read_if_exists, select_records, tokens_of
+from shuzhi.selection import ROW_KEY, read_if_exists, select_records
+from shuzhi.stages.retention import entity_ref, tokens_of
 from shuzhi.retention import Policy, lake_tables, load_policy
 from shuzhi.scan import scan_destroyed
 from shuzhi.jobmain import job_main
-from shuzhi.lifecycle import record_status, retention_task
+from shuzhi.selection import record_status, retention_task
 
 log = logging.getLogger("shuzhi.destroy")
 

@@ -28,11 +28,12 @@ from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
 from shuzhi.delta import delete_matching, merge_table, parquet_codec, read_table, table_exists
-from shuzhi.lifecycle import cold_candidates, month_reads, reads_of
+from shuzhi.selection import month_reads
+from shuzhi.stages.retention import cold_candidates, reads_of
 from shuzhi.retention import Policy, load_policy
 from shuzhi.schemas import catalog
 from shuzhi.jobmain import job_main
-from shuzhi.lifecycle import retention_task
+from shuzhi.selection import retention_task
 
 log = logging.getLogger("shuzhi.tier")
 
@@ -87,7 +88,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
             res.reads[t] = {m: n for m, n in reads.items() if n}
             hot = read_table(spark, hot_p)
             cols = hot.columns
-            demote = cold_candidates(hot, e, cls, day, reads, tp.keep_hot_reads, settings, keyring)
+            demote = cold_candidates(hot, e, cls, day, reads, tp.keep_hot_reads, keyring)
             changed = False
             stats = [c for c in cols if c in ("record_id", "updated_at", "_batch_date", "_source", "_row", "_file")]
             n = _move(spark, demote, str(hot_p), str(cold_p), partition_by=["_month"], codec=tp.cold_codec,

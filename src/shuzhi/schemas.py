@@ -147,6 +147,10 @@ class Catalog:
         srcs = [source] if source else list(self.sources)
         return [e for s in srcs for e in self.sources[s].values()]
 
+    def entity_for_table(self, table_name: str) -> Entity | None:
+        """The entity whose bronze/silver tables are named ``table_name`` (e.g. ``police_population``)."""
+        return next((e for e in self.entities() if e.table_name == table_name), None)
+
     def code_list(self, name: str) -> CodeList:
         return self.code_lists[name]
 

@@ -1,8 +1,8 @@
-"""Lifecycle selection shared by the archive and destroy jobs (and the tiering job's months).
-
-The retention policy (``conf/retention.yaml``) applied to the lake: each silver record's clock,
-whether it is past an age (cold / archive / destroy) at an ``--as-of`` date, and the legal holds
-that suspend archive and destruction — as pure DataFrame transforms plus one reader.
+"""What the retention stages (tier, archive, destroy) read from the lake and record in it: the
+records past an age that no legal hold covers (``select_records``), the reads of each month
+(``month_reads``), the retention status row of each stage (``record_status``), and the runner's
+wrapper of a retention job (``retention_task``). The transforms themselves are in
+``shuzhi.stages.retention``.
 
     >>> sel = select_records(spark, settings, date(2056, 12, 1), load_policy(), keyring, "destroy")  # doctest: +SKIP
     >>> sel.selected.columns                                                                   # doctest: +SKIP
@@ -18,11 +18,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from .access import ACCESS_LOG, PIPELINE_ROLE, Reader, read, unified
+from .archive import read_archived
 from .config import Settings
-from .crypto import Keyring, decrypt
-from .delta import read_table, table_exists
-from .retention import LOAD_DATE, Policy, RetentionClass, load_policy
+from .crypto import Keyring
+from .delta import read_table, table_exists, write_table
+from .frames import union_all
+from .retention import Policy, load_policy
 from .schemas import Entity, catalog
+from .stages.retention import cold_candidates, destroyed_records, entity_ref, held_tokens, silver_refs
 
 ROW_KEY = ["_batch_date", "_file", "_row"]     # one delivered line (bronze, quarantines)
 
@@ -30,82 +34,6 @@ ROW_KEY = ["_batch_date", "_file", "_row"]     # one delivered line (bronze, qua
 def read_if_exists(spark, settings: Settings, layer: str, name: str) -> DataFrame | None:
     p = settings.table_path(layer, name)
     return read_table(spark, p) if table_exists(spark, p) else None
-
-
-def _as_array(df: DataFrame, col: str):
-    if isinstance(df.schema[col].dataType, T.ArrayType):
-        return F.coalesce(F.col(col), F.array().cast("array<string>"))
-    return F.array(F.col(col))
-
-
-def tokens_of(df: DataFrame):
-    """Every person token a row names (subject, owner, involved), as one array without nulls."""
-    cols = [c for c in df.columns if c.endswith("__tok")]
-    if not cols:
-        return F.array().cast("array<string>")
-    return F.array_compact(F.flatten(F.array(*[_as_array(df, c) for c in cols])))
-
-
-def clock_of(entity: Entity, cls: RetentionClass, keyring: Keyring):
-    """The date a record's retention runs from (an encrypted clock is decrypted in memory)."""
-    if cls.clock == LOAD_DATE:
-        return F.col("_batch_date")
-    f = entity.silver_field(cls.clock)
-    c = decrypt(F.col(cls.clock), keyring) if f.is_encrypted else F.col(cls.clock)
-    return F.to_date(c)
-
-
-def month_of(df: DataFrame, layer: str, name: str, settings: Settings, keyring: Keyring | None = None):
-    """``yyyy-MM`` of a row's lifecycle date: its entity's clock for a silver entity table (the
-    partition unit of tiering), else the night it was delivered."""
-    from .retention import load_policy
-
-    entity = {e.table_name: e for e in catalog().entities()}.get(name)
-    if layer in ("silver", "cold") and entity is not None:
-        cls = load_policy().classes[entity.retention_class]
-        return F.date_format(clock_of(entity, cls, keyring or Keyring.load(settings.key_dir)), "yyyy-MM")
-    return F.date_format(F.col("_batch_date"), "yyyy-MM")
-
-
-def entity_ref(entity: Entity, rid: str = "record_id"):
-    """``source/entity/record_id``: how the conflicts register and the certificate name a record."""
-    return F.concat(F.lit(f"{entity.source}/{entity.name}/"), F.col(rid))
-
-
-def silver_refs(df: DataFrame, entity: Entity, cls: RetentionClass, as_of: date, keyring: Keyring,
-                age: str = "destroy") -> DataFrame:
-    """One row per silver record: ``table, record_id, ref, due, tokens, month`` (``due``: past
-    ``age`` at ``as_of``; ``month``: of the lifecycle date, ``yyyy-MM``)."""
-    clock = clock_of(entity, cls, keyring)
-    return df.select(F.lit(entity.table_name).alias("table"), "record_id", entity_ref(entity).alias("ref"),
-                     (clock.isNotNull() & (clock <= F.lit(cls.cutoff(as_of, age)))).alias("due"),
-                     tokens_of(df).alias("tokens"), F.date_format(clock, "yyyy-MM").alias("month"))
-
-
-def held_tokens(holds: list[tuple[object, DataFrame]]) -> DataFrame:
-    """Tokens of every person some hold covers (``token``)."""
-    parts = [df.filter(h.when).select(F.explode(F.array_compact(F.flatten(F.array(*[_as_array(df, c)
-                                                                                    for c in h.persons]))))
-                                      .alias("token"))
-             for h, df in holds if h.persons]
-    if not parts:
-        return None
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out.distinct()
-
-
-def destroyed_records(refs: DataFrame, held_refs: DataFrame | None, held_tok: DataFrame | None) -> DataFrame:
-    """Records due and not held, nor naming a held person: ``table, record_id, ref, tokens, month``."""
-    due = refs.filter("due")
-    if held_refs is not None:
-        due = due.join(held_refs.select("ref"), "ref", "left_anti")
-    if held_tok is not None:
-        covered = (due.select("ref", F.explode("tokens").alias("token")).join(held_tok, "token")
-                   .select("ref").distinct())
-        due = due.join(covered, "ref", "left_anti")
-    return due.select("table", "record_id", "ref", "tokens", "month")
 
 
 @dataclass
@@ -121,11 +49,7 @@ class Selection:
 def select_records(spark, settings: Settings, day: date, policy: Policy, keyring: Keyring, age: str, *,
                    with_archive: bool = False) -> Selection | None:
     """The records past ``age`` (``archive`` or ``destroy``) at ``day`` that no legal hold covers."""
-    from .archive import read_archived
-
     entities = {e.table_name: e for e in catalog().entities()}
-    from .access import Reader, read, unified
-
     silver = {t: df for t in entities
               if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline(age))) is not None}
     refs = None
@@ -165,9 +89,7 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
         covered.append(refs.join(held_refs.select("ref").distinct(), "ref", "left_semi").select("ref"))
     if held_tok is not None:
         covered.append(refs.select("ref", F.explode("tokens").alias("token")).join(held_tok, "token").select("ref"))
-    all_held = None
-    for c in covered:
-        all_held = c if all_held is None else all_held.unionByName(c)
+    all_held = union_all(covered)
     return Selection(entities, silver, refs, selected, held, None if all_held is None else all_held.distinct())
 
 
@@ -176,8 +98,6 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
 def month_reads(spark, settings: Settings, table: str, as_of: date, window_days: int) -> dict[str, int]:
     """Reads by people (any role but the pipeline's) of each month of ``table`` in the window
     ``(as_of - window_days, as_of]``; a whole-table read (``*``) counts for every month."""
-    from .access import ACCESS_LOG, PIPELINE_ROLE
-
     p = settings.table_path(*ACCESS_LOG)
     if not table_exists(spark, p):
         return {}
@@ -189,23 +109,6 @@ def month_reads(spark, settings: Settings, table: str, as_of: date, window_days:
     counts = {r["m"]: r["n"] for r in ev.groupBy("m").agg(F.count("*").alias("n")).collect()}
     everything = counts.pop("*", 0)
     return {"*": everything, **{m: n + everything for m, n in counts.items()}}
-
-
-def reads_of(reads: dict[str, int], month: str) -> int:
-    return reads.get(month, reads.get("*", 0))
-
-
-def cold_candidates(hot: DataFrame, entity: Entity, cls: RetentionClass, day: date, reads: dict[str, int],
-                    keep_hot_reads: int, settings: Settings, keyring: Keyring) -> DataFrame:
-    """Hot rows (with ``_month``) whose month is past ``cold_after`` and read less than
-    ``keep_hot_reads`` times in the window: they belong in the cold tier."""
-    if reads_of(reads, "*") >= keep_hot_reads:
-        return hot.withColumn("_month", F.lit(None).cast("string")).limit(0)
-    clock = clock_of(entity, cls, keyring)
-    keep_hot = [m for m, n in reads.items() if m != "*" and n >= keep_hot_reads]
-    out = (hot.withColumn("_month", month_of(hot, "silver", entity.table_name, settings, keyring))
-           .filter(clock.isNotNull() & (clock <= F.lit(cls.cutoff(day, "cold")))))
-    return out.filter(~F.col("_month").isin(keep_hot)) if keep_hot else out
 
 
 STATUS = ("ops", "retention_status")
@@ -229,7 +132,7 @@ def overdue_count(spark, settings: Settings, policy: Policy, keyring: Keyring, d
                 continue
             reads = month_reads(spark, settings, f"silver.{e.table_name}", day, policy.tiering.window_days)
             n += cold_candidates(hot, e, policy.classes[e.retention_class], day, reads,
-                                 policy.tiering.keep_hot_reads, settings, keyring).count()
+                                 policy.tiering.keep_hot_reads, keyring).count()
         return n
     sel = select_records(spark, settings, day, policy, keyring, stage, with_archive=stage == "destroy")
     return 0 if sel is None else sel.selected.count()
@@ -239,8 +142,6 @@ def record_status(spark, settings: Settings, as_of: str, stage: str, *, held_bef
                   detail: str | None, policy: Policy, keyring: Keyring) -> dict:
     """One row of ``ops.retention_status`` for (as-of, stage): what is overdue after the stage, the
     records under hold before and after it, whether the stage was verified. Gated by its suite."""
-    from .delta import write_table
-
     day = date.fromisoformat(as_of)
     row = dict(batch_date=day, stage=stage, overdue=overdue_count(spark, settings, policy, keyring, day, stage),
                held_before=held_before, held_after=held_count(spark, settings, policy, keyring, day),
