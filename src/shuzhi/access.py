@@ -17,12 +17,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import registry
 from .config import Settings, load_yaml
+from .crypto import Keyring
 from .delta import read_table, table_exists, write_table
+from .retention import load_policy
+from .schemas import catalog
+from .stages.retention import month_of
 
 ACCESS_LOG = ("ops", "access_log")
 COLD = "cold"
-LAYERS = ("bronze", "silver", "gold", "ops", COLD, "restored")      # folders of the lake holding Delta tables
+LAYERS = registry.layers()      # folders of the lake holding Delta tables (schemas/tables.yaml)
 PIPELINE_ROLE = "scheduler"
 
 
@@ -119,6 +124,15 @@ def unified(spark, settings: Settings, layer: str, name: str):
     return hot.unionByName(cold.join(hot.select("record_id"), "record_id", "left_anti"))
 
 
+def lifecycle_month(settings: Settings, layer: str, name: str):
+    """The ``yyyy-MM`` column of a table's lifecycle date (see ``stages.retention.month_of``), with
+    the policy and keyring this lake's settings name."""
+    entity = catalog().entity_for_table(name)
+    if entity is None or layer not in ("silver", COLD):
+        return month_of(layer, None, None, None)
+    return month_of(layer, entity, load_policy().classes[entity.retention_class], Keyring.load(settings.key_dir))
+
+
 def read(spark, settings: Settings, table: str, *, reader: Reader, months: list[str] | None = None,
          where: str | None = None, describe: str | None = None):
     """Read ``<layer>.<name>`` (hot and cold, unified), optionally only some months of its
@@ -129,9 +143,7 @@ def read(spark, settings: Settings, table: str, *, reader: Reader, months: list[
     if df is None:
         return None
     if months:
-        from .lifecycle import month_of
-
-        df = df.filter(month_of(df, layer, name, settings).isin(list(months)))
+        df = df.filter(lifecycle_month(settings, layer, name).isin(list(months)))
     if where:
         df = df.filter(where)
     log_access(spark, settings, reader, table, partition=",".join(sorted(months)) if months else "*",

@@ -21,7 +21,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from .bronze import INGEST_REASONS, LINEAGE_COLS
+from . import registry
+from .stages.bronze import INGEST_REASONS, LINEAGE_COLS
 from .config import EXPECTATIONS_DIR, Settings
 from .errors import GateFailed
 from .schemas import Entity, catalog
@@ -119,7 +120,7 @@ def load_hand_written(suite: str, folder: Path = EXPECTATIONS_DIR) -> list[Expec
 
 def silver_baseline(entity: Entity) -> list[Expectation]:
     """What every silver table must hold, derived from the same declarations as its clean stage."""
-    from .cleaning import silver_columns
+    from .stages.silver import silver_columns
 
     cat = catalog()
     ex = [_e("expect_table_columns_to_match_set", "critical", "silver has the canonical columns of schemas/",
@@ -170,15 +171,10 @@ def clean_quarantine_baseline() -> list[Expectation]:
     ]
 
 
-# Which column scopes a night's slice of a table (None: the gate validates the whole table).
-BATCH_COLUMN = {"bronze": "_batch_date", "ops": "batch_date", "silver": None, "gold": None}
-SLICED_SILVER = {"quarantine", "findings"}
-
-
 def batch_column(layer: str, table: str) -> str | None:
-    if layer == "silver" and table in SLICED_SILVER:
-        return "_batch_date"
-    return BATCH_COLUMN.get(layer, "_batch_date")
+    """Which column scopes a night's slice of a table (None: the gate validates the whole table);
+    declared per table in ``schemas/tables.yaml``."""
+    return registry.table(layer, table).batch_column
 
 
 def augment(spark, settings: Settings, layer: str, table: str, df):
@@ -223,15 +219,13 @@ def suite_for(layer: str, table: str) -> tuple[str, list[Expectation]]:
     return name, base + load_hand_written(f"{layer}_{table}")
 
 
-def gate_tables(folder: Path = EXPECTATIONS_DIR) -> list[str]:
-    """Every ``<layer>.<table>`` a gate has a suite for: the tables with a baseline derived from
-    ``schemas/`` (each entity's bronze and silver table, both quarantines) and those with
-    hand-written expectations in ``expectations/<layer>_<table>.json``. The one list the CLI and
-    the tasks check a gate's table against (the DAGs gate a subset of it)."""
-    entities = [e.table_name for e in catalog().entities()]
-    derived = [f"{layer}.{t}" for layer in ("bronze", "silver") for t in entities + ["quarantine"]]
-    hand = [p.stem.replace("_", ".", 1) for p in folder.glob("*.json")]
-    return sorted(set(derived) | set(hand))
+def gate_tables() -> list[str]:
+    """Every ``<layer>.<table>`` a gate has a suite for, sorted: the tables ``schemas/tables.yaml``
+    declares with ``gate: baseline`` (derived from ``schemas/``: each entity's bronze and silver
+    table, both quarantines) or ``gate: hand`` (``expectations/<layer>_<table>.json``); the
+    registry refuses an expectations file of a table it does not gate. The one list the CLI and
+    the tasks check a gate's table against (the DAGs gate it stage by stage)."""
+    return registry.gated_tables()
 
 
 def check_gate_table(table: str) -> tuple[str, str]:
