@@ -2,7 +2,7 @@
 
     spark-submit jobs/clean.py --batch-date 2026-11-27 [--source police]
 
-For each entity delivered that night: standardise every field (``shuzhi.cleaning``; rules and
+For each entity delivered that night: standardise every field (``shuzhi.stages.silver``; rules and
 their actions from ``conf/rules.yaml``), log every rule hit in ``silver.findings``, move records
 a quarantine rule hit to ``silver.quarantine``, collapse exact duplicates and let the latest
 version of a record id win (update time, then the later line), then ``MERGE`` the survivors into
@@ -20,16 +20,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.access import Reader, read
-from shuzhi.audit import audited
-from shuzhi.bronze import line_of
-from shuzhi.cleaning import person_hint, protect, region_table, silver_columns, standardise
+from shuzhi.audit import audited, record_rule_hits
+from shuzhi.rules import load_rules
+from shuzhi.stages.silver import (classify_against_silver, dedupe, findings_rows, protect, quarantine_rows,
+                                  region_table, standardise, with_person_hint)
 from shuzhi.config import Settings
-from shuzhi.crypto import Keyring, encrypt
+from shuzhi.crypto import Keyring
 from shuzhi.delta import committed_txn_version, merge_table, read_table, table_exists, write_table
 from shuzhi.errors import ConservationError
 from shuzhi.schemas import Entity, catalog
@@ -40,7 +41,6 @@ log = logging.getLogger("shuzhi.clean")
 FINDINGS = ("silver", "findings")
 QUARANTINE = ("silver", "quarantine")
 CONSERVATION = ("ops", "conservation")
-RULE_HITS = ("ops", "rule_hits")
 
 
 @dataclass
@@ -62,77 +62,7 @@ class EntityResult:
 
 # ---------------------------------------------------------------- pure transforms
 
-def with_person_hint(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
-    if entity.person_id_field is None or not any(f.silver_name == "name" for f in entity.fields):
-        return df
-    birth = F.col("birth_date") if "birth_date" in df.columns else F.lit(None).cast("date")
-    return df.withColumn("person_hint", person_hint(F.col("name__cmp"), F.coalesce(birth, F.col("citizen_id__birth")),
-                                                    keyring))
-
-
-def findings_rows(std: DataFrame, run_id: str) -> DataFrame:
-    """One row per rule hit of the standardisation."""
-    return (std.select("_source", "_entity", "_batch_date", "_file", "_row", "record_id",
-                       F.explode("_findings").alias("h"))
-            .select("_source", "_entity", "_batch_date", "_file", "_row", "record_id", "h.field", "h.rule_id",
-                    "h.action", "h.change", "h.before", "h.after", F.lit(run_id).alias("_run_id")))
-
-
-def dedupe(ok: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(survivors, superseded) among one night's usable records: exact duplicates collapse onto the
-    first line; of the versions of a record id the latest update time wins, then the later line."""
-    cols = ["_source", "_entity", "_batch_date", "_file", "_row", "record_id"]
-    ranked = ok.withColumn("__exact", F.row_number().over(Window.partitionBy("record_id", "_content_hmac").orderBy("_row")))
-    firsts = ranked.filter(F.col("__exact") == 1).drop("__exact")
-    firsts = firsts.withColumn("__ver", F.row_number().over(Window.partitionBy("record_id").orderBy(
-        F.col("updated_at").desc_nulls_last(), F.col("_row").desc())))
-    survivors = firsts.filter(F.col("__ver") == 1).drop("__ver")
-    exact = ranked.filter(F.col("__exact") > 1).select(*cols, F.lit("DUP_EXACT").alias("rule_id"),
-                                                      F.lit("exact duplicate of an earlier line").alias("change"))
-    older = firsts.filter(F.col("__ver") > 1).select(*cols, F.lit("DUP_VERSION").alias("rule_id"),
-                                                    F.lit("older version of the record id in the same delivery")
-                                                    .alias("change"))
-    return survivors, exact.unionByName(older)
-
-
-def classify_against_silver(survivors: DataFrame, current: DataFrame | None) -> DataFrame:
-    """``__state`` of each survivor against what silver holds: new | newer | ours (this delivery,
-    already merged by an earlier attempt) | unchanged | stale."""
-    if current is None:
-        return survivors.withColumn("__state", F.lit("new"))
-    cur = current.select(F.col("record_id").alias("__rid"), F.col("updated_at").alias("__cur_upd"),
-                         F.col("_content_hmac").alias("__cur_h"), F.col("_delivery_id").alias("__cur_d"),
-                         F.col("_row").alias("__cur_row"))
-    j = survivors.join(cur, survivors["record_id"] == cur["__rid"], "left")
-    state = (F.when(F.col("__rid").isNull(), "new")
-             .when((F.col("__cur_d") == F.col("_delivery_id")) & (F.col("__cur_row") == F.col("_row")), "ours")
-             .when(F.col("updated_at") > F.col("__cur_upd"), "newer")
-             .when((F.col("updated_at") == F.col("__cur_upd")) & (F.col("_content_hmac") == F.col("__cur_h")), "unchanged")
-             .otherwise("stale"))
-    return j.withColumn("__state", state).drop("__rid", "__cur_upd", "__cur_h", "__cur_d", "__cur_row")
-
-
 # ---------------------------------------------------------------- I/O shell
-
-def _quarantine_rows(spark, std_q: DataFrame, bronze: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
-    """Quarantined records with their reason, the person's identifiers (encrypted/tokenised) and
-    the whole bronze row as encrypted JSON."""
-    raw = bronze.select("_file", "_row", F.to_json(F.struct(*entity.field_names)).alias("__json"))
-    q = std_q.join(raw, ["_file", "_row"], "left")
-    has_id = entity.person_id_field is not None
-    return q.select(
-        "_source", "_entity", "_batch_date", "_file", "_row", "record_id",
-        line_of(entity.format, F.col("_row")).alias("locator"), F.lit("clean").alias("stage"),
-        F.col("_quarantine.rule_id").alias("reason_code"),
-        F.concat_ws(": ", F.col("_quarantine.field"), F.col("_quarantine.change")).alias("rule_detail"),
-        F.col("_quarantine.field").alias("field"),
-        # protect() has already replaced citizen_id by the ciphertext of the normalised number
-        (F.col("citizen_id") if has_id else F.lit(None).cast("binary")).alias("citizen_id_enc"),
-        (F.col("citizen_id__tok") if has_id else F.lit(None).cast("string")).alias("citizen_id__tok"),
-        (F.col("person_hint") if "person_hint" in q.columns else F.lit(None).cast("string")).alias("person_hint"),
-        encrypt(F.col("__json"), keyring).alias("record_enc"),
-        "_delivery_id", "_run_id", "_loaded_at", "_key_id")
-
 
 def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, keyring: Keyring, run_id: str,
                  regions_df: DataFrame) -> EntityResult:
@@ -160,7 +90,7 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         return EntityResult(table, batch_date, "noop", row["bronze_rows"], row["loaded"], row["unchanged"],
                             row["quarantined"], row["superseded"])
     now = datetime.now()
-    std = standardise(bronze, entity, keyring, batch_date, regions_df)
+    std = standardise(bronze, entity, keyring, batch_date, regions_df, load_rules())
     std = with_person_hint(std, entity, keyring)
     std = std.withColumn("_run_id", F.lit(run_id)).withColumn("_loaded_at", F.lit(now))
     std = protect(std, entity, keyring).persist(StorageLevel.MEMORY_AND_DISK)
@@ -168,7 +98,7 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         res.bronze_rows = std.count()
         where = f"_batch_date = DATE'{batch_date}' AND _source = '{entity.source}' AND _entity = '{entity.name}'"
         # 1. quarantine
-        q = _quarantine_rows(spark, std.filter(F.col("_quarantine").isNotNull()), bronze, entity, keyring)
+        q = quarantine_rows(std.filter(F.col("_quarantine").isNotNull()), bronze, entity, keyring)
         write_table(q, settings.table_path(*QUARANTINE), mode="replace", replace_where=where,
                     partition_by=["_source", "_batch_date"], txn=(txn + ":quarantine", 0),
                     stats_columns=[c for c in q.columns if c not in ("citizen_id_enc", "citizen_id__tok", "person_hint",
@@ -194,7 +124,7 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
                     partition_by=["_batch_date"], txn=(txn + ":findings", 0),
                     comment="clean-stage rule hits: record, field, rule, kind of change (no L3/L4 values)")
         # 4. MERGE into silver
-        cols = silver_columns(entity)
+        cols = entity.silver_columns()
         upsert = states.filter(F.col("__state").isin("new", "newer", "ours")).select(*cols)
         merge_table(upsert, silver_path, keys=["record_id"], update_when="s.updated_at > t.updated_at",
                     txn=(txn + ":merge", 0), partition_by=[], deletion_vectors=True,
@@ -235,12 +165,9 @@ def _record_counts(spark, settings: Settings, entity: Entity, res: EntityResult,
     write_table(cons, settings.table_path(*CONSERVATION), mode="replace", replace_where=where,
                 partition_by=["batch_date"], txn=(txn + ":conservation", 0),
                 comment="per stage, entity and night: rows in = loaded + unchanged + quarantined + superseded")
-    rh = spark.createDataFrame([dict(batch_date=bd, stage="clean", rule_id=r["rule_id"], source=entity.source,
-                                     entity=entity.name, action=r["action"], hits=r["hits"]) for r in hits],
-                               rule_hits_schema())
-    write_table(rh, settings.table_path(*RULE_HITS), mode="replace", replace_where=where,
-                partition_by=["batch_date"], txn=(txn + ":rule_hits", 0),
-                comment="nightly hit count of every rule (published with the rule catalogue)")
+    record_rule_hits(spark, settings, [dict(batch_date=bd, stage="clean", rule_id=r["rule_id"], source=entity.source,
+                                            entity=entity.name, action=r["action"], hits=r["hits"]) for r in hits],
+                     replace_where=where, txn=txn)
 
 
 def conservation_schema() -> T.StructType:
@@ -249,13 +176,6 @@ def conservation_schema() -> T.StructType:
         ("batch_date", T.DateType()), ("stage", s), ("source", s), ("entity", s), ("bronze_rows", L), ("loaded", L),
         ("unchanged", L), ("quarantined", L), ("superseded", L), ("balanced", T.BooleanType()), ("run_id", s),
         ("recorded_at", T.TimestampType())]])
-
-
-def rule_hits_schema() -> T.StructType:
-    s = T.StringType()
-    return T.StructType([T.StructField(n, t) for n, t in [
-        ("batch_date", T.DateType()), ("stage", s), ("rule_id", s), ("source", s), ("entity", s), ("action", s),
-        ("hits", T.LongType())]])
 
 
 def run(spark, settings: Settings, batch_date: str, *, source: str | None = None, run_id: str | None = None,

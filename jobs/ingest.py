@@ -16,38 +16,24 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.audit import audited
-from shuzhi.bronze import LINEAGE_COLS, line_of
+from shuzhi.stages.bronze import Lineage, stats_columns_for, to_bronze, to_quarantine
 from shuzhi.config import Settings
-from shuzhi.crypto import Keyring, encrypt, with_protected_fields
+from shuzhi.crypto import Keyring
 from shuzhi.delta import read_table, write_table
 from shuzhi.errors import ConservationError, DeliveryRejected
 from shuzhi.manifest import (Delivery, DeliveryFile, check_source, manifest_fingerprint, parse_batch_date,
                              verify_delivery)
-from shuzhi.readers import CORRUPT, opened
-from shuzhi.schemas import Entity
+from shuzhi.readers import opened
 from shuzhi.jobmain import job_main
 
 log = logging.getLogger("shuzhi.ingest")
 
 QUARANTINE = ("bronze", "quarantine")
 DELIVERIES = ("ops", "deliveries")
-
-
-@dataclass(frozen=True)
-class Lineage:
-    source: str
-    entity: str
-    batch_date: str
-    file: str
-    delivery_id: str
-    run_id: str
-    loaded_at: datetime
-    encoding: str
 
 
 @dataclass
@@ -82,88 +68,6 @@ class IngestResult:
 
 
 # ---------------------------------------------------------------- pure transforms
-
-def is_loadable(entity: Entity):
-    """A record bronze can hold: parsed, and carrying its record id (SPEC identifies records by it)."""
-    rid = F.col(entity.record_id)
-    return F.col(CORRUPT).isNull() & rid.isNotNull() & (F.trim(rid.cast("string")) != "")
-
-
-def filter_well_formed(raw_df: DataFrame, entity: Entity) -> DataFrame:
-    return raw_df.filter(is_loadable(entity)).drop(CORRUPT)
-
-
-def filter_malformed(raw_df: DataFrame, entity: Entity) -> DataFrame:
-    """Records bronze cannot hold, with their raw text (a parsed record without its id: as JSON)."""
-    raw_text = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n in entity.field_names])))
-    return raw_df.filter(~is_loadable(entity)).withColumn("__parsed", F.col(CORRUPT).isNull() | (F.col(CORRUPT) == "<resident/>")) \
-        .withColumn(CORRUPT, raw_text)
-
-
-def csv_field_count(raw_col):
-    """Number of fields of a raw CSV line (commas outside double quotes, RFC 4180)."""
-    return F.size(F.split(raw_col, r',(?=(?:[^"]*"[^"]*")*[^"]*$)', -1))
-
-
-def with_reason(malformed_df: DataFrame, entity: Entity) -> DataFrame:
-    """Classify malformed records: ``reason_code`` and a short ``rule_detail``."""
-    df = _with_format_reason(malformed_df, entity)
-    missing_id = F.col("__parsed")
-    return (df.withColumn("reason_code", F.when(missing_id, "RECORD_ID_MISSING").otherwise(F.col("reason_code")))
-            .withColumn("rule_detail", F.when(missing_id, F.lit(f"{entity.record_id} is empty"))
-                        .otherwise(F.col("rule_detail"))).drop("__parsed"))
-
-
-def _with_format_reason(malformed_df: DataFrame, entity: Entity) -> DataFrame:
-    n = len(entity.fields)
-    if entity.format == "csv":
-        found = csv_field_count(F.col(CORRUPT))
-        code = (F.when(found < n, "CSV_TOO_FEW_FIELDS").when(found > n, "CSV_TOO_MANY_FIELDS")
-                .otherwise("CSV_MALFORMED"))
-        detail = F.concat(F.lit(f"expected {n} fields, found "), found.cast("string"))
-    elif entity.format == "jsonl":
-        code, detail = F.lit("JSON_UNPARSABLE"), F.lit("not a parsable JSON object")
-    elif entity.format == "xml":
-        code, detail = F.lit("XML_MALFORMED"), F.lit("element is not well-formed XML")
-    else:
-        code, detail = F.lit("MALFORMED"), F.lit("unreadable record")
-    return malformed_df.withColumn("reason_code", code).withColumn("rule_detail", detail)
-
-
-def with_lineage(df: DataFrame, lin: Lineage, key_id: str | None = None) -> DataFrame:
-    return (df.withColumn("_source", F.lit(lin.source)).withColumn("_entity", F.lit(lin.entity))
-            .withColumn("_batch_date", F.lit(date.fromisoformat(lin.batch_date)))
-            .withColumn("_file", F.lit(lin.file)).withColumn("_delivery_id", F.lit(lin.delivery_id))
-            .withColumn("_run_id", F.lit(lin.run_id)).withColumn("_loaded_at", F.lit(lin.loaded_at))
-            .withColumn("_encoding", F.lit(lin.encoding)))
-
-
-def to_bronze(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring) -> DataFrame:
-    """Well-formed records as delivered, L3/L4 fields encrypted, identity tokens, lineage."""
-    df = with_protected_fields(filter_well_formed(raw_df, entity), entity, keyring)
-    df = with_lineage(df, lin)
-    tokens = [f.token_column for f in entity.tokenised_fields]
-    return df.select(*entity.field_names, *tokens, *LINEAGE_COLS)
-
-
-def to_quarantine(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring,
-                  line_events: tuple[tuple[int, int], ...] = (), lines_exact: bool = True) -> DataFrame:
-    """Malformed records, kept whole: reason code, locator, and the raw text — encrypted, since a
-    broken line still holds identity numbers and names. ``line_events``: where records and lines
-    part (blank lines, quoted line breaks; ``shuzhi.filescan``), so the locator names the real line."""
-    df = with_reason(filter_malformed(raw_df, entity), entity)
-    df = with_lineage(df, lin).withColumn("stage", F.lit("ingest"))
-    df = df.withColumn("locator", line_of(entity.format, F.col("_row"), line_events, lines_exact))
-    df = df.withColumn("raw_record_enc", encrypt(F.col(CORRUPT), keyring)).withColumn("_key_id", F.lit(keyring.key_id))
-    return df.select("_source", "_entity", "_batch_date", "_file", "_row", "locator", "stage", "reason_code",
-                     "rule_detail", "raw_record_enc", "_delivery_id", "_run_id", "_loaded_at", "_encoding", "_key_id")
-
-
-def stats_columns_for(entity: Entity, df: DataFrame) -> list[str]:
-    """Columns Delta may keep statistics on: never L3/L4 values (ciphertext or not) nor tokens."""
-    hidden = {f.name for f in entity.encrypted_fields} | {f.token_column for f in entity.tokenised_fields}
-    return [c for c in df.columns if c not in hidden]
-
 
 # ---------------------------------------------------------------- I/O shell
 

@@ -17,7 +17,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import ingest
-from shuzhi.bronze import REJECTION_REASONS
+from shuzhi.stages.bronze import REJECTION_REASONS
 from shuzhi.crypto import decrypt
 from shuzhi.delta import read_table, table_exists
 from shuzhi.errors import DeliveryRejected, UsageError

@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 
 from shuzhi import exports
-from shuzhi.bronze import INGEST_REASONS, INGEST_REASONS_ZH
+from shuzhi.stages.bronze import INGEST_REASONS, INGEST_REASONS_ZH
 from shuzhi.cli import main
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt
@@ -251,7 +251,7 @@ class Person:
 
 
 def silver(spark, keyring, rows, extra: str = ""):
-    """A silver-like frame with the columns jobs/verify.py's detectors read (``id`` plain → ``id_enc``)."""
+    """A silver-like frame with the columns the cross-verify detectors (shuzhi.stages.conflicts) read (``id`` plain → ``id_enc``)."""
     from pyspark.sql import functions as F
 
     from shuzhi.crypto import encrypt
@@ -270,13 +270,14 @@ def _rec(rid, p: Person, keyring, birth=None, sex=None):
 @pytest.mark.spark
 def test_birth_date_conflicts_cannot_unmask_the_number(spark, spark_settings, tmp_path):
     """The masked number hides exactly its 8 birth-date digits. Build a register of birth-date
-    conflicts through jobs/verify.py's detectors (every number valid), export it, and rebuild
+    conflicts through the cross-verify detectors (every number valid), export it, and rebuild
     prefix + every date found in any column (and every date ± every number the row states) +
     suffix: none of the found dates gives a valid number, and the real birth date is never among
     the candidates. Rows written before the fix (evidence with the dates) are masked on export."""
     from datetime import timedelta
 
-    from jobs import verify
+    from shuzhi.rules import load_rules, load_tags, precedence
+    from shuzhi.stages.conflicts import VerifyParams, observed_conflicts
 
     s = Settings.load(home=tmp_path / "home", key_dir=tmp_path / "keys", spark=spark_settings)
     kr = Keyring.create(s.key_dir)
@@ -300,7 +301,8 @@ def test_birth_date_conflicts_cannot_unmask_the_number(spark, spark_settings, tm
                      ", assistance_type string, case_status string, death_date date")}
     pending = spark.createDataFrame([], "tok string, hint string")
     stale = spark.createDataFrame([], "ref string")
-    obs = verify.observed_conflicts(spark, s_frames, NIGHT, pending, "run-1", stale)
+    obs = observed_conflicts(s_frames, NIGHT, pending, "run-1", stale, VerifyParams(load_rules(), precedence(),
+                                                                                     load_tags()))
     write_table(obs, s.table_path("gold", "conflicts"), mode="append")
     # two rows of a register written before the fix (their evidence names the dates), and a
     # deceased-paid row whose death date is kept (it cannot rebuild the number)

@@ -31,11 +31,12 @@ from test_clean import cid
 from feedsim import DefectRates, generate
 from feedsim import reference as ref
 from jobs import clean, ingest
-from shuzhi.cleaning import region_table, standardise
+from shuzhi.stages.silver import region_table, standardise
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt
 from shuzhi.delta import read_table
 from shuzhi.refdata import valid_region
+from shuzhi.rules import load_rules
 from shuzhi.schemas import catalog
 
 # (case, address code, birth date, delivery date, ID_REGION expected)
@@ -80,31 +81,31 @@ def _police_bronze(spark, keyring, rows):
 def _clean_stage(spark, keyring, batch_date, rows) -> dict[str, tuple[set[str], str | None, bool]]:
     """record id → (rule ids, quarantine rule id, citizen_id__valid) through the clean stage's standardise."""
     entity, bronze = _police_bronze(spark, keyring, rows)
-    out = standardise(bronze, entity, keyring, batch_date, region_table(spark))
+    out = standardise(bronze, entity, keyring, batch_date, region_table(spark), load_rules())
     return {r["record_id"]: ({h["rule_id"] for h in r["_findings"]}, r["_quarantine"] and r["_quarantine"]["rule_id"],
                              r["citizen_id__valid"])
             for r in out.select("record_id", "_findings", "_quarantine", "citizen_id__valid").collect()}
 
 
 @pytest.mark.unit
-def test_clean_stage_region_rule_per_case(spark, keyring):
+def test_clean_stage_region_rule_per_case(tiny_spark, memory_keyring):
     for delivered in sorted({c[3] for c in CASES}):
         cases = [c for c in CASES if c[3] == delivered]
         rows = [dl.pop_row(f"C{k}", cid(code, ymd, f"{k:03d}"), "张三", CSRQ=ymd)
                 for k, (_, code, ymd, _, _) in enumerate(cases)]
-        got = _clean_stage(spark, keyring, delivered, rows)
+        got = _clean_stage(tiny_spark, memory_keyring, delivered, rows)
         for k, (case, _, _, _, wrong) in enumerate(cases):
             expected = ({"ID_REGION"}, "ID_REGION", False) if wrong else (set(), None, True)
             assert got[f"C{k}"] == expected, (case, delivered)
 
 
 @pytest.mark.unit
-def test_clean_stage_null_and_legacy_rows(spark, keyring):
+def test_clean_stage_null_and_legacy_rows(tiny_spark, memory_keyring):
     rows = [dl.pop_row("N1", None, "张三"),                                     # no number at all
             dl.pop_row("N2", "", "张三"),
             dl.pop_row("L1", "152621500101123", "张三", CSRQ="19500101"),      # 15 digits: 武川县, born 1950
             dl.pop_row("L2", "150120430615123", "张三", CSRQ="19430615")]      # 15 digits: 市区, gone in 1983
-    got = _clean_stage(spark, keyring, "2026-11-27", rows)
+    got = _clean_stage(tiny_spark, memory_keyring, "2026-11-27", rows)
     assert got == {"N1": ({"ID_EMPTY"}, "ID_EMPTY", False), "N2": ({"ID_EMPTY"}, "ID_EMPTY", False),
                    "L1": ({"ID_LEGACY_15"}, None, True), "L2": ({"ID_LEGACY_15", "ID_REGION"}, "ID_REGION", False)}
 

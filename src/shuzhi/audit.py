@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Iterator
 
+from pyspark.sql import types as T
+
 from .config import Settings
+from .delta import write_table
 
 AUDIT_TABLE = ("ops", "job_runs")
 
@@ -39,8 +42,6 @@ class JobRun:
 
 
 def _schema():
-    from pyspark.sql import types as T
-
     return T.StructType([
         T.StructField("run_id", T.StringType(), False), T.StructField("stage", T.StringType(), False),
         T.StructField("source", T.StringType()), T.StructField("batch_date", T.DateType()),
@@ -55,8 +56,6 @@ def _schema():
 
 
 def write_job_run(spark, settings: Settings, run: JobRun) -> None:
-    from .delta import write_table
-
     row = asdict(run)
     try:                              # a batch-date folder that is no date is recorded (message), never raised
         row["batch_date"] = date.fromisoformat(run.batch_date) if run.batch_date else None
@@ -92,3 +91,21 @@ def audited(spark, settings: Settings, *, stage: str, source: str | None, batch_
     finally:
         run.ended_at = datetime.now()
         write_job_run(spark, settings, run)
+
+
+RULE_HITS = ("ops", "rule_hits")
+
+
+def rule_hits_schema() -> T.StructType:
+    s = T.StringType()
+    return T.StructType([T.StructField(n, t) for n, t in [
+        ("batch_date", T.DateType()), ("stage", s), ("rule_id", s), ("source", s), ("entity", s), ("action", s),
+        ("hits", T.LongType())]])
+
+
+def record_rule_hits(spark, settings: Settings, rows: list[dict], *, replace_where: str, txn: str) -> None:
+    """A stage's nightly hit count of each rule (``ops.rule_hits``, published with the rule
+    catalogue): the rows of ``replace_where`` replaced, once per ``txn``."""
+    write_table(spark.createDataFrame(rows, rule_hits_schema()), settings.table_path(*RULE_HITS), mode="replace",
+                replace_where=replace_where, partition_by=["batch_date"], txn=(txn + ":rule_hits", 0),
+                comment="nightly hit count of every rule (published with the rule catalogue)")

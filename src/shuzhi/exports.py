@@ -200,7 +200,7 @@ def check_source(source: str) -> str:
 def check_filters(kind: str, *, night: str | None = None, status: str | None = None, rule: str | None = None,
                   source: str | None = None) -> None:
     """Reject a filter that cannot match anything, naming it (``kind``: conflicts | quarantine)."""
-    from .bronze import INGEST_REASONS
+    from .stages.bronze import INGEST_REASONS
     from .rules import load_rules
 
     parse_night(night)
@@ -356,7 +356,7 @@ def _quarantine_df(spark, settings: Settings, *, night: str | None, source: str 
 
 
 def _reason_zh(stage: str | None, code: str | None) -> str:
-    from .bronze import INGEST_REASONS_ZH
+    from .stages.bronze import INGEST_REASONS_ZH
     from .rules import load_rules
 
     rules = load_rules()

@@ -120,11 +120,9 @@ def load_hand_written(suite: str, folder: Path = EXPECTATIONS_DIR) -> list[Expec
 
 def silver_baseline(entity: Entity) -> list[Expectation]:
     """What every silver table must hold, derived from the same declarations as its clean stage."""
-    from .stages.silver import silver_columns
-
     cat = catalog()
     ex = [_e("expect_table_columns_to_match_set", "critical", "silver has the canonical columns of schemas/",
-             column_set=silver_columns(entity), exact_match=True),
+             column_set=entity.silver_columns(), exact_match=True),
           _e("expect_column_values_to_not_be_null", "critical", "every record has its id", column="record_id"),
           _e("expect_column_values_to_be_unique", "critical", "one row per record id (latest version wins)",
              column="record_id"),

@@ -1,7 +1,7 @@
 """The rule engine's catalogue: ``conf/rules.yaml`` as typed objects.
 
-Detectors live in code (``shuzhi.cleaning`` for the clean stage, ``jobs/verify.py`` for
-cross-verification), keyed by rule id; this catalogue decides whether a rule runs, what it does
+Detectors live in code (``shuzhi.cleaning`` for the clean stage, ``shuzhi.stages.conflicts`` for
+cross-verification; the theme tables' tags in ``shuzhi.stages.themes``), keyed by rule id; this catalogue decides whether a rule runs, what it does
 and how severe it is, and carries its published descriptions::
 
     >>> r = load_rules()["ID_CHECK"]
@@ -61,7 +61,7 @@ def parse_rules(raw: dict) -> dict[str, Rule]:
         ...
         ValueError: conf/rules.yaml: R: unknown key(s) [' b'] (a description with an unquoted comma? quote it); ...
     """
-    stray = sorted(map(str, set(raw) - {"clean", "verify", "precedence"}))
+    stray = sorted(map(str, set(raw) - {"clean", "verify", "precedence", "tags"}))
     if stray:
         raise ValueError(f"conf/rules.yaml: unknown section(s) {stray}")
     out: dict[str, Rule] = {}
@@ -95,6 +95,51 @@ def parse_rules(raw: dict) -> dict[str, Rule]:
 @lru_cache(maxsize=None)
 def precedence() -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in load_yaml("rules.yaml")["precedence"].items()}
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A dynamic tag of a theme table: its descriptions and, where it has them, its thresholds."""
+    theme: str
+    name: str
+    zh: str
+    en: str
+    params: tuple[tuple[str, int], ...] = ()
+
+    def param(self, key: str) -> int:
+        return dict(self.params)[key]
+
+
+def parse_tags(raw: dict) -> dict[str, dict[str, Tag]]:
+    """Tags by theme and name from the ``tags`` section; raises naming a malformed tag.
+
+        >>> t = parse_tags({"person": {"elderly_alone": {"zh": "独居老人", "en": "alone", "min_age": 60}}})
+        >>> t["person"]["elderly_alone"].param("min_age")
+        60
+        >>> parse_tags({"person": {"x": {"zh": "甲", "en": "a", "min_age": "sixty"}}})
+        Traceback (most recent call last):
+        ...
+        ValueError: conf/rules.yaml: tags.person.x: min_age must be an integer, got 'sixty'
+    """
+    out: dict[str, dict[str, Tag]] = {}
+    for theme, tags in (raw or {}).items():
+        out[theme] = {}
+        for name, t in (tags or {}).items():
+            where = f"conf/rules.yaml: tags.{theme}.{name}"
+            if not isinstance(t, dict) or not all(isinstance(t.get(k), str) and t[k].strip() for k in ("zh", "en")):
+                raise ValueError(f"{where}: needs non-empty zh and en descriptions")
+            params = {k: v for k, v in t.items() if k not in ("zh", "en")}
+            for k, v in params.items():
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise ValueError(f"{where}: {k} must be an integer, got {v!r}")
+            out[theme][name] = Tag(theme, name, t["zh"], t["en"], tuple(sorted(params.items())))
+    return out
+
+
+@lru_cache(maxsize=None)
+def load_tags() -> dict[str, dict[str, Tag]]:
+    """The theme tables' tags of ``conf/rules.yaml`` (``parse_tags``)."""
+    return parse_tags(load_yaml("rules.yaml").get("tags"))
 
 
 def rules_for(stage: str) -> list[Rule]:

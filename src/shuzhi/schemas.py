@@ -20,6 +20,10 @@ from pathlib import Path
 
 from .config import SCHEMAS_DIR, load_yaml
 
+# lineage columns of every silver entity table
+SILVER_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
+                  "_key_id"]
+
 LEVELS = ("L1", "L2", "L3", "L4")
 
 
@@ -113,6 +117,24 @@ class Entity:
     def person_id_field(self) -> Field | None:
         """The field holding the identity number of the person the record is about (not an owner's)."""
         return next((f for f in self.fields if f.silver_name == "citizen_id"), None)
+
+    def silver_columns(self) -> list[str]:
+        """Silver's columns: canonical fields, tokens and ID-derived facts, lineage."""
+        cols = ["record_id"] + [f.silver_name for f in self.fields if f.silver_name != "record_id"]
+        for f in self.fields:
+            if f.element.name == "citizen_id":
+                cols += [f"{f.silver_name}__tok", f"{f.silver_name}__valid"]
+                if f.silver_name == "citizen_id":
+                    cols += ["citizen_id__birth", "citizen_id__sex"]
+            elif f.element.name == "citizen_id_list":
+                cols.append(f"{f.silver_name}__tok")
+            elif f.element.name == "person_name":
+                cols.append(f"{f.silver_name}__mtok")
+            elif f.element.name == "uscc":
+                cols.append(f"{f.silver_name}__valid")
+        if self.person_id_field is not None and any(f.silver_name == "name" for f in self.fields):
+            cols.append("person_hint")
+        return cols + ["_content_hmac"] + SILVER_LINEAGE
 
     def silver_field(self, silver_name: str) -> Field:
         for f in self.fields:

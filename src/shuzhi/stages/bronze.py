@@ -1,5 +1,23 @@
-"""What every bronze table and the ingest quarantine share: lineage columns and reason codes.
-Declared once; the ingest job writes them and the gate baseline checks them."""
+"""The ingest stage (delivery → bronze): what every bronze table and the ingest quarantine share
+(lineage columns, reason codes, locators), and the pure transforms from the records a reader
+parsed to bronze rows (L3/L4 encrypted, tokens, lineage) and quarantine rows (reason, locator,
+the raw text encrypted). Declared once; the ingest job writes them and the gate baseline checks
+them.
+
+    >>> sorted(INGEST_REASONS) == sorted(INGEST_REASONS_ZH)
+    True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ..crypto import Keyring, encrypt, with_protected_fields
+from ..readers import CORRUPT
+from ..schemas import Entity
 
 LINEAGE_COLS = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
                 "_encoding", "_key_id"]
@@ -72,8 +90,6 @@ def line_of(fmt: str, row_col, line_events=(), lines_exact: bool = True):
     """Human locator of a record: CSV line numbers count the header line. ``line_events``: (record,
     extra lines before it) where blank lines or quoted line breaks part records from lines
     (``shuzhi.filescan.FileScan.events``); without exact events a text record is named by number."""
-    from pyspark.sql import functions as F
-
     if fmt in ("csv", "jsonl"):
         if not lines_exact:
             return F.concat(F.lit("record "), row_col.cast("string"))
@@ -86,3 +102,99 @@ def line_of(fmt: str, row_col, line_events=(), lines_exact: bool = True):
         return F.concat(F.lit("line "), line.cast("string"))
     return {"xml": F.concat(F.lit("<resident> #"), row_col.cast("string"))}.get(
         fmt, F.concat(F.lit("row "), row_col.cast("string")))
+
+
+# ---------------------------------------------------------------- delivered records → bronze / quarantine
+
+@dataclass(frozen=True)
+class Lineage:
+    source: str
+    entity: str
+    batch_date: str
+    file: str
+    delivery_id: str
+    run_id: str
+    loaded_at: datetime
+    encoding: str
+
+
+def is_loadable(entity: Entity):
+    """A record bronze can hold: parsed, and carrying its record id (SPEC identifies records by it)."""
+    rid = F.col(entity.record_id)
+    return F.col(CORRUPT).isNull() & rid.isNotNull() & (F.trim(rid.cast("string")) != "")
+
+
+def filter_well_formed(raw_df: DataFrame, entity: Entity) -> DataFrame:
+    return raw_df.filter(is_loadable(entity)).drop(CORRUPT)
+
+
+def filter_malformed(raw_df: DataFrame, entity: Entity) -> DataFrame:
+    """Records bronze cannot hold, with their raw text (a parsed record without its id: as JSON)."""
+    raw_text = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n in entity.field_names])))
+    return raw_df.filter(~is_loadable(entity)).withColumn("__parsed", F.col(CORRUPT).isNull() | (F.col(CORRUPT) == "<resident/>")) \
+        .withColumn(CORRUPT, raw_text)
+
+
+def csv_field_count(raw_col):
+    """Number of fields of a raw CSV line (commas outside double quotes, RFC 4180)."""
+    return F.size(F.split(raw_col, r',(?=(?:[^"]*"[^"]*")*[^"]*$)', -1))
+
+
+def with_reason(malformed_df: DataFrame, entity: Entity) -> DataFrame:
+    """Classify malformed records: ``reason_code`` and a short ``rule_detail``."""
+    df = _with_format_reason(malformed_df, entity)
+    missing_id = F.col("__parsed")
+    return (df.withColumn("reason_code", F.when(missing_id, "RECORD_ID_MISSING").otherwise(F.col("reason_code")))
+            .withColumn("rule_detail", F.when(missing_id, F.lit(f"{entity.record_id} is empty"))
+                        .otherwise(F.col("rule_detail"))).drop("__parsed"))
+
+
+def _with_format_reason(malformed_df: DataFrame, entity: Entity) -> DataFrame:
+    n = len(entity.fields)
+    if entity.format == "csv":
+        found = csv_field_count(F.col(CORRUPT))
+        code = (F.when(found < n, "CSV_TOO_FEW_FIELDS").when(found > n, "CSV_TOO_MANY_FIELDS")
+                .otherwise("CSV_MALFORMED"))
+        detail = F.concat(F.lit(f"expected {n} fields, found "), found.cast("string"))
+    elif entity.format == "jsonl":
+        code, detail = F.lit("JSON_UNPARSABLE"), F.lit("not a parsable JSON object")
+    elif entity.format == "xml":
+        code, detail = F.lit("XML_MALFORMED"), F.lit("element is not well-formed XML")
+    else:
+        code, detail = F.lit("MALFORMED"), F.lit("unreadable record")
+    return malformed_df.withColumn("reason_code", code).withColumn("rule_detail", detail)
+
+
+def with_lineage(df: DataFrame, lin: Lineage, key_id: str | None = None) -> DataFrame:
+    return (df.withColumn("_source", F.lit(lin.source)).withColumn("_entity", F.lit(lin.entity))
+            .withColumn("_batch_date", F.lit(date.fromisoformat(lin.batch_date)))
+            .withColumn("_file", F.lit(lin.file)).withColumn("_delivery_id", F.lit(lin.delivery_id))
+            .withColumn("_run_id", F.lit(lin.run_id)).withColumn("_loaded_at", F.lit(lin.loaded_at))
+            .withColumn("_encoding", F.lit(lin.encoding)))
+
+
+def to_bronze(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring) -> DataFrame:
+    """Well-formed records as delivered, L3/L4 fields encrypted, identity tokens, lineage."""
+    df = with_protected_fields(filter_well_formed(raw_df, entity), entity, keyring)
+    df = with_lineage(df, lin)
+    tokens = [f.token_column for f in entity.tokenised_fields]
+    return df.select(*entity.field_names, *tokens, *LINEAGE_COLS)
+
+
+def to_quarantine(raw_df: DataFrame, entity: Entity, lin: Lineage, keyring: Keyring,
+                  line_events: tuple[tuple[int, int], ...] = (), lines_exact: bool = True) -> DataFrame:
+    """Malformed records, kept whole: reason code, locator, and the raw text — encrypted, since a
+    broken line still holds identity numbers and names. ``line_events``: where records and lines
+    part (blank lines, quoted line breaks; ``shuzhi.filescan``), so the locator names the real line."""
+    df = with_reason(filter_malformed(raw_df, entity), entity)
+    df = with_lineage(df, lin).withColumn("stage", F.lit("ingest"))
+    df = df.withColumn("locator", line_of(entity.format, F.col("_row"), line_events, lines_exact))
+    df = df.withColumn("raw_record_enc", encrypt(F.col(CORRUPT), keyring)).withColumn("_key_id", F.lit(keyring.key_id))
+    return df.select("_source", "_entity", "_batch_date", "_file", "_row", "locator", "stage", "reason_code",
+                     "rule_detail", "raw_record_enc", "_delivery_id", "_run_id", "_loaded_at", "_encoding", "_key_id")
+
+
+def stats_columns_for(entity: Entity, df: DataFrame) -> list[str]:
+    """Columns Delta may keep statistics on: never L3/L4 values (ciphertext or not) nor tokens."""
+    hidden = {f.name for f in entity.encrypted_fields} | {f.token_column for f in entity.tokenised_fields}
+    return [c for c in df.columns if c not in hidden]

@@ -1,5 +1,7 @@
-"""The clean stage's standards: every delivered field → its data-element standard, with the rule
-hits that say what was done (pure Column/DataFrame functions; the job is ``jobs/clean.py``).
+"""The clean stage (bronze → silver): every delivered field → its data-element standard, with the
+rule hits that say what was done; then duplicates, versions against silver, and the quarantine
+rows. Pure Column/DataFrame functions of the rule catalogue's values (``rules``), the entity
+declarations and a keyring; the job (read → transform → write) is ``jobs/clean.py``.
 
 Each element has a standardiser that returns the canonical value and the conditions under which
 each rule of ``conf/rules.yaml`` fires. The rule catalogue decides the action (correct, flag,
@@ -7,7 +9,7 @@ quarantine) and whether the rule runs at all; the code only detects. Findings ne
 plaintext of an L3/L4 field: ``before``/``after`` are kept for L1/L2 fields only.
 
     >>> cleaned = standardise(bronze_df, catalog().entity("police", "population"), keyring,
-    ...                       "2026-11-27", regions_df)                               # doctest: +SKIP
+    ...                       "2026-11-27", regions_df, load_rules())                 # doctest: +SKIP
     >>> cleaned.select("record_id", "citizen_id__tok", "_findings", "_quarantine")    # doctest: +SKIP
 """
 from __future__ import annotations
@@ -19,20 +21,20 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .crypto import Keyring, decrypt, encrypt, hmac_token
-from .refdata import FIRST_ISSUE_YEAR, regions, traditional_to_simplified
-from .rules import load_rules
-from .schemas import Entity, Field, catalog
-from .standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped, id_check_char
+from pyspark.sql import Window
+
+from ..crypto import Keyring, decrypt, encrypt, hmac_token
+from ..refdata import FIRST_ISSUE_YEAR, regions, traditional_to_simplified
+from ..rules import Rule
+from ..schemas import Entity, Field, catalog
+from .bronze import line_of
+from ..standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped, id_check_char
 
 ID_SEPARATORS = r"[\s\u3000\-\.·]"
 NAME_SPACES = r"[\s\u3000]"
 NAME_DOTS, MIDDLE_DOT = ".•・‧∙", "·"
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"   # GB 32100: no I, O, Z, S, V
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-MOBILE = r"^1[3-9]\d{9}$"
-SILVER_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
-                  "_key_id"]
 
 FINDING = T.StructType([T.StructField(n, T.StringType()) for n in
                         ("rule_id", "field", "action", "change", "before", "after")])
@@ -319,8 +321,8 @@ def standardiser(f: Field, raw: Column, dtype: T.DataType, batch_date: date, key
 
 # ------------------------------------------------------------------ the engine
 
-def _applies(rule_id: str, f: Field) -> bool:
-    r = load_rules().get(rule_id)
+def _applies(rules: dict[str, Rule], rule_id: str, f: Field) -> bool:
+    r = rules.get(rule_id)
     if r is None:
         raise KeyError(f"detector {rule_id} has no entry in conf/rules.yaml")
     return r.enabled and (not r.elements or f.element.name in r.elements) and (f.required or not r.required_only)
@@ -332,12 +334,12 @@ def _stage(df: DataFrame, cols: list[tuple[str, Column]]) -> DataFrame:
     return df.select("*", *[c.alias(n) for n, c in cols]) if cols else df
 
 
-def standardise(df: DataFrame, entity: Entity, keyring: Keyring, batch_date: str, regions_df: DataFrame) -> DataFrame:
+def standardise(df: DataFrame, entity: Entity, keyring: Keyring, batch_date: str, regions_df: DataFrame,
+                rules: dict[str, Rule]) -> DataFrame:
     """Bronze rows of one entity → standardised columns (silver names, plaintext, in memory only),
     ``_findings`` (array of rule hits), ``_quarantine`` (the first quarantine hit or null) and
     ``_content_hmac`` (keyed digest of the standardised record, to recognise exact duplicates)."""
     bd = date.fromisoformat(batch_date)
-    rules = load_rules()
     dtypes = {f.name: df.schema[f.name].dataType for f in entity.fields}
     timestamp = lambda f: isinstance(dtypes[f.name], (T.TimestampType, T.TimestampNTZType))  # noqa: E731
     # stage 1: plaintext of every field, once (decrypt is the expensive part)
@@ -364,7 +366,7 @@ def standardise(df: DataFrame, entity: Entity, keyring: Keyring, batch_date: str
         outs.update(std.extra)
         secret = f.is_encrypted
         for rule_id, cond, change in std.hits:
-            if not _applies(rule_id, f):
+            if not _applies(rules, rule_id, f):
                 continue
             before = F.lit(None).cast("string") if secret else raw[f.name].cast("string")
             after = F.lit(None).cast("string") if secret else std.value.cast("string")
@@ -395,20 +397,73 @@ def protect(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
     return df
 
 
-def silver_columns(entity: Entity) -> list[str]:
-    """Silver's columns: canonical fields, tokens and ID-derived facts, lineage."""
-    cols = ["record_id"] + [f.silver_name for f in entity.fields if f.silver_name != "record_id"]
-    for f in entity.fields:
-        if f.element.name == "citizen_id":
-            cols += [f"{f.silver_name}__tok", f"{f.silver_name}__valid"]
-            if f.silver_name == "citizen_id":
-                cols += ["citizen_id__birth", "citizen_id__sex"]
-        elif f.element.name == "citizen_id_list":
-            cols.append(f"{f.silver_name}__tok")
-        elif f.element.name == "person_name":
-            cols.append(f"{f.silver_name}__mtok")
-        elif f.element.name == "uscc":
-            cols.append(f"{f.silver_name}__valid")
-    if entity.person_id_field is not None and any(f.silver_name == "name" for f in entity.fields):
-        cols.append("person_hint")
-    return cols + ["_content_hmac"] + SILVER_LINEAGE
+# ------------------------------------------------------------------ records: duplicates, versions, quarantine
+
+def with_person_hint(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
+    if entity.person_id_field is None or not any(f.silver_name == "name" for f in entity.fields):
+        return df
+    birth = F.col("birth_date") if "birth_date" in df.columns else F.lit(None).cast("date")
+    return df.withColumn("person_hint", person_hint(F.col("name__cmp"), F.coalesce(birth, F.col("citizen_id__birth")),
+                                                    keyring))
+
+
+def findings_rows(std: DataFrame, run_id: str) -> DataFrame:
+    """One row per rule hit of the standardisation."""
+    return (std.select("_source", "_entity", "_batch_date", "_file", "_row", "record_id",
+                       F.explode("_findings").alias("h"))
+            .select("_source", "_entity", "_batch_date", "_file", "_row", "record_id", "h.field", "h.rule_id",
+                    "h.action", "h.change", "h.before", "h.after", F.lit(run_id).alias("_run_id")))
+
+
+def dedupe(ok: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(survivors, superseded) among one night's usable records: exact duplicates collapse onto the
+    first line; of the versions of a record id the latest update time wins, then the later line."""
+    cols = ["_source", "_entity", "_batch_date", "_file", "_row", "record_id"]
+    ranked = ok.withColumn("__exact", F.row_number().over(Window.partitionBy("record_id", "_content_hmac").orderBy("_row")))
+    firsts = ranked.filter(F.col("__exact") == 1).drop("__exact")
+    firsts = firsts.withColumn("__ver", F.row_number().over(Window.partitionBy("record_id").orderBy(
+        F.col("updated_at").desc_nulls_last(), F.col("_row").desc())))
+    survivors = firsts.filter(F.col("__ver") == 1).drop("__ver")
+    exact = ranked.filter(F.col("__exact") > 1).select(*cols, F.lit("DUP_EXACT").alias("rule_id"),
+                                                      F.lit("exact duplicate of an earlier line").alias("change"))
+    older = firsts.filter(F.col("__ver") > 1).select(*cols, F.lit("DUP_VERSION").alias("rule_id"),
+                                                    F.lit("older version of the record id in the same delivery")
+                                                    .alias("change"))
+    return survivors, exact.unionByName(older)
+
+
+def classify_against_silver(survivors: DataFrame, current: DataFrame | None) -> DataFrame:
+    """``__state`` of each survivor against what silver holds: new | newer | ours (this delivery,
+    already merged by an earlier attempt) | unchanged | stale."""
+    if current is None:
+        return survivors.withColumn("__state", F.lit("new"))
+    cur = current.select(F.col("record_id").alias("__rid"), F.col("updated_at").alias("__cur_upd"),
+                         F.col("_content_hmac").alias("__cur_h"), F.col("_delivery_id").alias("__cur_d"),
+                         F.col("_row").alias("__cur_row"))
+    j = survivors.join(cur, survivors["record_id"] == cur["__rid"], "left")
+    state = (F.when(F.col("__rid").isNull(), "new")
+             .when((F.col("__cur_d") == F.col("_delivery_id")) & (F.col("__cur_row") == F.col("_row")), "ours")
+             .when(F.col("updated_at") > F.col("__cur_upd"), "newer")
+             .when((F.col("updated_at") == F.col("__cur_upd")) & (F.col("_content_hmac") == F.col("__cur_h")), "unchanged")
+             .otherwise("stale"))
+    return j.withColumn("__state", state).drop("__rid", "__cur_upd", "__cur_h", "__cur_d", "__cur_row")
+
+
+def quarantine_rows(std_q: DataFrame, bronze: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:
+    """Quarantined records with their reason, the person's identifiers (encrypted/tokenised) and
+    the whole bronze row as encrypted JSON."""
+    raw = bronze.select("_file", "_row", F.to_json(F.struct(*entity.field_names)).alias("__json"))
+    q = std_q.join(raw, ["_file", "_row"], "left")
+    has_id = entity.person_id_field is not None
+    return q.select(
+        "_source", "_entity", "_batch_date", "_file", "_row", "record_id",
+        line_of(entity.format, F.col("_row")).alias("locator"), F.lit("clean").alias("stage"),
+        F.col("_quarantine.rule_id").alias("reason_code"),
+        F.concat_ws(": ", F.col("_quarantine.field"), F.col("_quarantine.change")).alias("rule_detail"),
+        F.col("_quarantine.field").alias("field"),
+        # protect() has already replaced citizen_id by the ciphertext of the normalised number
+        (F.col("citizen_id") if has_id else F.lit(None).cast("binary")).alias("citizen_id_enc"),
+        (F.col("citizen_id__tok") if has_id else F.lit(None).cast("string")).alias("citizen_id__tok"),
+        (F.col("person_hint") if "person_hint" in q.columns else F.lit(None).cast("string")).alias("person_hint"),
+        encrypt(F.col("__json"), keyring).alias("record_enc"),
+        "_delivery_id", "_run_id", "_loaded_at", "_key_id")
