@@ -180,8 +180,15 @@ def layers_of(item) -> list[str]:
 
 @pytest.hookimpl(tryfirst=True)     # before `-m` deselects anything: a wrongly marked test fails every run
 def pytest_collection_modifyitems(config, items):
+    import doctest
+
     from _pytest.doctest import DoctestItem
 
+    skipped = [item for item in items if isinstance(item, DoctestItem)
+               and all(doctest.SKIP in ex.options for ex in item.dtest.examples)]
+    if skipped:     # a docstring whose every example is `# doctest: +SKIP` (it needs a lake): nothing to run
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if item not in skipped]
     for item in items:
         if isinstance(item, DoctestItem) and not layers_of(item):
             item.add_marker(pytest.mark.unit)       # a docstring example is a unit test (`make unit` runs them)
