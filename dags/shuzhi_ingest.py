@@ -11,6 +11,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
+from shuzhi import registry
 from shuzhi.config import load_yaml
 from shuzhi.schemas import catalog
 
@@ -19,7 +20,7 @@ TZ = pendulum.timezone(CONF["timezone"])
 
 
 def bronze_asset(table: str) -> Asset:
-    return Asset(name=f"bronze.{table}", uri=f"shuzhi://bronze/{table}")
+    return Asset(name=f"bronze.{table}", uri=registry.asset_uri("bronze", table))
 
 
 def make_ingest_dag(source: str, cfg: dict):

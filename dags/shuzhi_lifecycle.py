@@ -11,17 +11,26 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
+from shuzhi import registry
 from shuzhi.config import load_yaml
 from shuzhi.schemas import catalog
 
 CONF = load_yaml("sources.yaml")
 TZ = pendulum.timezone(CONF["timezone"])
 TABLES = [e.table_name for e in catalog().entities()]
-SILVER_GATES = [f"silver.{t}" for t in TABLES] + ["silver.quarantine", "silver.findings", "ops.conservation"]
-GOLD_GATES = ["gold.conflicts", "gold.person", "gold.house", "gold.event", "gold.organisation"]
+# the gated tables each stage writes (schemas/tables.yaml), in the order declared there
+BRONZE_GATES = registry.stage_gates("ingest")     # every entity's bronze table, then bronze.quarantine
+SILVER_GATES = registry.stage_gates("clean")      # every silver table, quarantine, findings, ops.conservation
+GOLD_GATES = registry.stage_gates("verify")       # the conflicts register, then the theme tables
+
+
+def asset(table: str) -> Asset:
+    return Asset(name=table, uri=registry.asset_uri(table))
+
+
 SCHEDULE = None
 for _t in TABLES:  # all of them: the night is complete when every department's tables are updated
-    _a = Asset(name=f"bronze.{_t}", uri=f"shuzhi://bronze/{_t}")
+    _a = asset(f"bronze.{_t}")
     SCHEDULE = _a if SCHEDULE is None else (SCHEDULE & _a)
 
 
@@ -48,20 +57,20 @@ def shuzhi_lifecycle():
 
         return for_airflow(run_gate, table, bd)
 
-    @task(outlets=[Asset(name=f"silver.{t}", uri=f"shuzhi://silver/{t}") for t in TABLES])
+    @task(outlets=[asset(f"silver.{t}") for t in TABLES])
     def clean(bd: str) -> dict:
         from shuzhi.tasks import clean as run_clean, for_airflow
 
         return for_airflow(run_clean, bd)
 
-    @task(outlets=[Asset(name="gold.conflicts", uri="shuzhi://gold/conflicts")])
+    @task(outlets=[asset("gold.conflicts")])
     def cross_verify(bd: str) -> dict:
         from shuzhi.tasks import for_airflow, verify as run_verify
 
         return for_airflow(run_verify, bd)
 
     bd = batch_date()
-    bronze = [gate.override(task_id=f"gate_bronze_{t}")(f"bronze.{t}", bd) for t in TABLES + ["quarantine"]]
+    bronze = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in BRONZE_GATES]
     cleaned = clean(bd)
     bronze >> cleaned
     silver = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in SILVER_GATES]
