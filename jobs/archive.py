@@ -24,17 +24,26 @@ from datetime import date, datetime
 from pyspark.sql import functions as F
 
 from shuzhi.access import COLD
-from shuzhi.archive import (MANIFEST, RESTORED, archive_root, clear_debris, commit_manifest, staging_root, table_entry,
-                            verify_batch, write_dataset)
+from shuzhi.archive import (
+    MANIFEST,
+    RESTORED,
+    ArchiveCorrupt,
+    archive_root,
+    clear_debris,
+    commit_manifest,
+    staging_root,
+    table_entry,
+    verify_batch,
+    write_dataset,
+)
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
 from shuzhi.delta import delete_matching, table_exists, write_table
-from shuzhi.selection import ROW_KEY, read_if_exists, select_records
-from shuzhi.stages.retention import entity_ref
-from shuzhi.retention import Policy, load_policy
 from shuzhi.jobmain import job_main
-from shuzhi.selection import retention_task
+from shuzhi.retention import Policy, load_policy
+from shuzhi.selection import ROW_KEY, read_if_exists, retention_task, select_records
+from shuzhi.stages.retention import entity_ref
 
 log = logging.getLogger("shuzhi.archive")
 
@@ -131,7 +140,7 @@ def restore(spark, settings: Settings, batch_id: str) -> dict[str, int]:
                 "record_id"]], comment=f"restored from archive batch {batch_id} ({table}); verified against its manifest")
             n = spark.read.format("delta").load(str(target)).count()
             if n != entry["rows"]:
-                raise RuntimeError(f"restore {batch_id} {table}: {n} rows loaded, manifest says {entry['rows']}")
+                raise ArchiveCorrupt(f"restore {batch_id} {table}: {n} rows loaded, manifest says {entry['rows']}")
             out[table] = n
         audit.rows_in = sum(out.values())
         audit.detail = json.dumps({"batch": batch_id, "restored": out})

@@ -26,15 +26,23 @@ from pyspark.sql import types as T
 
 from shuzhi.access import Reader, read
 from shuzhi.audit import audited, record_rule_hits
-from shuzhi.rules import load_rules
-from shuzhi.stages.silver import (classify_against_silver, dedupe, findings_rows, protect, quarantine_rows,
-                                  region_table, standardise, with_person_hint)
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
 from shuzhi.delta import committed_txn_version, merge_table, read_table, table_exists, write_table
 from shuzhi.errors import ConservationError
-from shuzhi.schemas import Entity, catalog
 from shuzhi.jobmain import job_main
+from shuzhi.rules import load_rules
+from shuzhi.schemas import Entity, catalog
+from shuzhi.stages.silver import (
+    classify_against_silver,
+    dedupe,
+    findings_rows,
+    protect,
+    quarantine_rows,
+    region_table,
+    standardise,
+    with_person_hint,
+)
 
 log = logging.getLogger("shuzhi.clean")
 

@@ -37,25 +37,26 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.access import COLD
-from shuzhi.archive import (RESTORED, archive_root, batches, clear_debris, read_archived, read_manifest,
-                            rewrite_without)
+from shuzhi.archive import RESTORED, archive_root, batches, clear_debris, read_archived, read_manifest, rewrite_without
 from shuzhi.audit import audited
 from shuzhi.config import CONF_DIR, Settings
 from shuzhi.crypto import Keyring, certificate_digest, certificate_key, decrypt
 from shuzhi.delta import delete_matching, read_table, table_exists, write_table
 from shuzhi.errors import DestructionNotProven
-from shuzhi.selection import ROW_KEY, read_if_exists, select_records
-from shuzhi.stages.retention import entity_ref, tokens_of
+from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, lake_tables, load_policy
 from shuzhi.scan import scan_destroyed
-from shuzhi.jobmain import job_main
-from shuzhi.selection import record_status, retention_task
+from shuzhi.selection import ROW_KEY, read_if_exists, record_status, retention_task, select_records
+from shuzhi.stages.retention import entity_ref, tokens_of
 
 log = logging.getLogger("shuzhi.destroy")
 
@@ -136,7 +137,6 @@ class _Workfile:
         self.key = hashlib.sha256(b"shuzhi-destruction-workfile" + cert_key).digest()
 
     def load(self) -> dict:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         if not self.path.is_file():
             return {"ids": [], "names": [], "strings": [], "blobs": [], "certificate_id": None, "tables": []}
@@ -144,7 +144,6 @@ class _Workfile:
         return json.loads(AESGCM(self.key).decrypt(raw[:12], raw[12:], None))
 
     def save(self, fp: dict) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)
@@ -165,7 +164,6 @@ def _physical_debris(spark, path: Path) -> tuple[bool, bool]:
     on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
                and "_delta_log" not in p.parts and not p.name.startswith(".") and p.suffix in (".parquet", ".bin")}
     dvs = any(p.endswith(".bin") for p in on_disk)
-    from urllib.parse import unquote
 
     used = {unquote(f).split(str(folder) + "/", 1)[-1] for f in read_table(spark, path).inputFiles()}
     garbage = any(p not in used for p in on_disk if p.endswith(".parquet"))
@@ -176,7 +174,6 @@ def _purge_and_vacuum(spark, path: Path, retain_hours: int) -> bool:
     """REORG … APPLY (PURGE) where deletion vectors exist, then VACUUM with the retention check
     off for this call only. Returns whether anything was done (a clean table is left alone, so a
     re-run adds no version)."""
-    from delta.tables import DeltaTable
 
     dvs, garbage = _physical_debris(spark, path)
     if dvs:

@@ -20,15 +20,21 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shuzhi.audit import audited
-from shuzhi.stages.bronze import Lineage, stats_columns_for, to_bronze, to_quarantine
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
 from shuzhi.delta import read_table, write_table
 from shuzhi.errors import ConservationError, DeliveryRejected
-from shuzhi.manifest import (Delivery, DeliveryFile, check_source, manifest_fingerprint, parse_batch_date,
-                             verify_delivery)
-from shuzhi.readers import opened
 from shuzhi.jobmain import job_main
+from shuzhi.manifest import (
+    Delivery,
+    DeliveryFile,
+    check_source,
+    manifest_fingerprint,
+    parse_batch_date,
+    verify_delivery,
+)
+from shuzhi.readers import opened
+from shuzhi.stages.bronze import Lineage, stats_columns_for, to_bronze, to_quarantine
 
 log = logging.getLogger("shuzhi.ingest")
 
@@ -61,13 +67,6 @@ class IngestResult:
     files: list[FileResult] = field(default_factory=list)
     reason_code: str | None = None
     message: str | None = None
-
-    @property
-    def tables(self) -> list[str]:
-        return [f.table for f in self.files]
-
-
-# ---------------------------------------------------------------- pure transforms
 
 # ---------------------------------------------------------------- I/O shell
 

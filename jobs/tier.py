@@ -28,17 +28,17 @@ from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
 from shuzhi.delta import delete_matching, merge_table, parquet_codec, read_table, table_exists
-from shuzhi.selection import month_reads
-from shuzhi.stages.retention import cold_candidates, reads_of
+from shuzhi.errors import ShuzhiError
+from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, load_policy
 from shuzhi.schemas import catalog
-from shuzhi.jobmain import job_main
-from shuzhi.selection import retention_task
+from shuzhi.selection import month_reads, retention_task
+from shuzhi.stages.retention import cold_candidates, reads_of
 
 log = logging.getLogger("shuzhi.tier")
 
 
-class MoveNotVerified(RuntimeError):
+class MoveNotVerified(ShuzhiError):
     """A tier move's copy does not hold every record it should; the source was left untouched."""
 
 

@@ -31,11 +31,17 @@ from shuzhi.audit import audited, record_rule_hits
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
 from shuzhi.delta import merge_table, read_table, table_exists, table_version, write_table
-from shuzhi.rules import load_rules, load_tags, precedence
-from shuzhi.stages.conflicts import (ENTITY_OF, VerifyParams, observed_conflicts, pending_police_identities,
-                                     silver_inputs, stale_refs)
-from shuzhi.stages.themes import event_theme, house_theme, organisation_theme, person_theme
 from shuzhi.jobmain import job_main
+from shuzhi.rules import load_rules, load_tags, precedence
+from shuzhi.stages.conflicts import (
+    ENTITY_OF,
+    VerifyParams,
+    observed_conflicts,
+    pending_police_identities,
+    silver_inputs,
+    stale_refs,
+)
+from shuzhi.stages.themes import event_theme, house_theme, organisation_theme, person_theme
 
 log = logging.getLogger("shuzhi.verify")
 

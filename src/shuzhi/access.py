@@ -17,10 +17,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from pyspark.sql import types as T
+
 from . import registry
 from .config import Settings, load_yaml
 from .crypto import Keyring
 from .delta import read_table, table_exists, write_table
+from .errors import UsageError
 from .retention import load_policy
 from .schemas import catalog
 from .stages.retention import month_of
@@ -33,7 +36,6 @@ PIPELINE_ROLE = "scheduler"
 
 def check_role(role: str) -> str:
     """A role of ``conf/roles.yaml``; else a one-line UsageError listing them."""
-    from .errors import UsageError
 
     roles = load_yaml("roles.yaml")["roles"]
     if role not in roles:
@@ -52,7 +54,6 @@ def lake_tables(settings: Settings) -> list[str]:
 
 def check_table_name(table: str) -> tuple[str, str]:
     """``<layer>.<name>`` with a layer of the lake; else a one-line UsageError."""
-    from .errors import UsageError
 
     layer, dot, name = table.partition(".")
     if not dot or not name or layer not in LAYERS:
@@ -64,7 +65,6 @@ def check_table_name(table: str) -> tuple[str, str]:
 def check_table(settings: Settings, table: str) -> tuple[str, str]:
     """``<layer>.<name>`` of a table ``read`` can see (its hot table or, for silver, its cold tier);
     else a one-line UsageError listing the lake's tables."""
-    from .errors import UsageError
 
     layer, name = check_table_name(table)
     tables = lake_tables(settings)
@@ -92,7 +92,6 @@ class Reader:
 
 
 def _schema():
-    from pyspark.sql import types as T
 
     s = T.StringType()
     return T.StructType([T.StructField("event_id", s, False), T.StructField("at", T.TimestampType(), False),

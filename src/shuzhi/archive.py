@@ -21,8 +21,11 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+from pyspark.sql import functions as F
+
 from .config import Settings
 from .errors import ShuzhiError
+from .frames import union_all
 
 MANIFEST = "manifest.json"
 RESTORED = "restored"      # restore loads batches into <lake>/restored/<batch>__<layer>__<table>
@@ -122,15 +125,9 @@ def verify_batch(settings: Settings, batch_id: str, spark=None) -> dict:
 
 def read_archived(spark, settings: Settings, table: str):
     """Every archived row of ``<layer>.<name>`` across complete batches (with ``_archive_batch``), or None."""
-    from pyspark.sql import functions as F
-
-    out = None
-    for b in batches(settings):
-        folder = archive_root(settings) / b / table
-        if folder.is_dir() and _data_files(folder):
-            df = spark.read.parquet(str(folder)).withColumn("_archive_batch", F.lit(b))
-            out = df if out is None else out.unionByName(df, allowMissingColumns=True)
-    return out
+    folders = [(b, archive_root(settings) / b / table) for b in batches(settings)]
+    return union_all((spark.read.parquet(str(folder)).withColumn("_archive_batch", F.lit(b))
+                      for b, folder in folders if folder.is_dir() and _data_files(folder)), allow_missing=True)
 
 
 def rewrite_without(spark, settings: Settings, batch_id: str, table: str, doomed, keys: list[str]) -> int:

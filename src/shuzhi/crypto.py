@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pyspark.sql import functions as F
+
 from .errors import SetupError
+from .standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped
 
 KEYRING_FILE = "keyring.json"
 
@@ -75,7 +78,6 @@ def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
 
 def hmac_token(col, keyring: Keyring):
     """HMAC-SHA256 (RFC 2104) of a string column's UTF-8 bytes, as 64 hex chars; null → null."""
-    from pyspark.sql import functions as F
 
     ipad, opad = _hmac_pads(keyring.hmac_key)
     inner = F.unhex(F.sha2(F.concat(F.lit(ipad), F.encode(col, "UTF-8")), 256))
@@ -84,14 +86,12 @@ def hmac_token(col, keyring: Keyring):
 
 def encrypt(col, keyring: Keyring):
     """AES-256-GCM ciphertext (binary) of the column's string form; null → null."""
-    from pyspark.sql import functions as F
 
     return F.aes_encrypt(col.cast("string"), F.lit(keyring.aes_key), F.lit("GCM"))
 
 
 def decrypt(col, keyring: Keyring):
     """Plaintext string of an ``encrypt``-ed column (in memory only; never write it back)."""
-    from pyspark.sql import functions as F
 
     return F.aes_decrypt(col, F.lit(keyring.aes_key), F.lit("GCM")).cast("string")
 
@@ -99,9 +99,7 @@ def decrypt(col, keyring: Keyring):
 def with_protected_fields(df, entity, keyring: Keyring):
     """Add ``<field>__tok`` join tokens for identity fields, then replace every L3/L4 field by its
     ciphertext. Columns keep their delivered names; plaintext never leaves this transform."""
-    from pyspark.sql import functions as F
 
-    from .standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped
 
     for f in entity.tokenised_fields:
         if f.element.separator:

@@ -10,10 +10,15 @@ that the table has already committed is skipped, so a re-run adds no data versio
 """
 from __future__ import annotations
 
+import logging
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import types as T
 
 WriteMode = Literal["append", "replace", "snapshot"]
 
@@ -41,20 +46,17 @@ def parquet_codec(spark, codec: str | None):
 
 
 def table_exists(spark, path: Path | str) -> bool:
-    from delta.tables import DeltaTable
 
     return DeltaTable.isDeltaTable(spark, str(path))
 
 
 def table_version(spark, path: Path | str) -> int:
-    from delta.tables import DeltaTable
 
     return DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["version"]
 
 
 def committed_txn_version(spark, path: Path | str, app_id: str) -> int | None:
     """Latest committed version of a transaction id in a table, or None."""
-    from delta.tables import DeltaTable  # noqa: F401  (jvm classes loaded with the extension)
 
     jvm = spark.sparkContext._jvm
     log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, str(path))
@@ -66,8 +68,6 @@ def clear_uncommitted_debris(path: Path | str) -> bool:
     """A process killed while creating a table can leave its folder with an empty ``_delta_log``
     (and orphan data files): no commit, so nothing was ever part of a table. Delta then refuses
     the location; clear it. A folder with any commit or checkpoint is never touched."""
-    import logging
-    import shutil
 
     folder = Path(str(path))
     log_dir = folder / "_delta_log"
@@ -86,7 +86,6 @@ def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str]
                  stats_columns: Iterable[str] | None = None, append_only: bool = False,
                  comment: str | None = None, properties: dict[str, str] | None = None) -> None:
     """Create the Delta table at ``path`` if it does not exist (idempotent)."""
-    from delta.tables import DeltaTable
 
     if table_exists(spark, path):
         return
@@ -94,7 +93,6 @@ def ensure_table(spark, path: Path | str, schema, *, partition_by: Sequence[str]
     if partition_by:
         b = b.partitionedBy(*partition_by)
     if stats_columns is not None:
-        from pyspark.sql import types as T
 
         skippable = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)
         types = {f.name: f.dataType for f in schema.fields}
@@ -165,7 +163,6 @@ def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str |
     updated row is marked deleted in its file and rewritten alone, instead of rewriting every file
     the MERGE touches — so a small night costs in proportion to its rows, not to the table.
     """
-    from delta.tables import DeltaTable
 
     spark = df.sparkSession
     path = str(path)
@@ -199,7 +196,6 @@ def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str |
 
 def delete_matching(spark, path: Path | str, doomed, keys: Sequence[str]) -> int:
     """Delete the target rows matching ``doomed`` on ``keys`` (null-safe) with one MERGE."""
-    from delta.tables import DeltaTable
 
     doomed = doomed.select(*keys).distinct()
     if doomed.isEmpty():

@@ -17,8 +17,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import DAGS_DIR, Settings, load_yaml
 from .errors import ShuzhiError
-from .exports import (export_conflicts, export_quarantine, export_quarantine_summary, export_rules, rules_report,
-                      summary_path)
+from .exports import (
+    export_conflicts,
+    export_quarantine,
+    export_quarantine_summary,
+    export_rules,
+    rules_report,
+    summary_path,
+)
 from .reports import night_summary, render_summary
 from .spark import get_spark
 

@@ -24,8 +24,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from pyspark.sql import functions as F
+
+from .access import Reader, read
 from .config import Settings
+from .crypto import Keyring, decrypt
+from .delta import table_exists
 from .errors import ShuzhiError, UsageError  # noqa: F401  (UsageError: re-exported for callers of exports)
+from .frames import union_all
+from .rules import load_rules
+from .schemas import catalog
+from .stages.bronze import INGEST_REASONS, INGEST_REASONS_ZH
+from .standards import ID_CHECK_CHARS, ID_WEIGHTS
 
 CONFLICT_COLUMNS = [  # (english, 中文)
     ("conflict_id", "冲突编号"), ("rule_id", "规则编号"), ("rule_description", "规则说明"), ("severity", "严重程度"),
@@ -84,7 +94,6 @@ def mask_citizen_id(s: str | None) -> str | None:
 
 def mask_citizen_id_col(col):
     """``mask_citizen_id`` as a Spark column expression, so a decrypted number never leaves Spark."""
-    from pyspark.sql import functions as F
 
     n = F.length(col)
     return (F.when(n == 18, F.concat(F.substring(col, 1, 6), F.lit("*" * 8), F.substring(col, 15, 4)))
@@ -93,7 +102,6 @@ def mask_citizen_id_col(col):
 
 
 def _masked_identity(col, keyring):
-    from .crypto import decrypt
 
     return mask_citizen_id_col(decrypt(col, keyring))
 
@@ -119,7 +127,6 @@ def rebuilds_number(masked: str, ymd: str) -> bool:
     >>> rebuilds_number("150105********1230", "19850302"), rebuilds_number("150105********1230", "19850303")
     (True, False)
     """
-    from .standards import ID_CHECK_CHARS, ID_WEIGHTS
 
     n = masked[:6] + ymd + masked[14:]
     if len(n) != 18 or not n[:17].isdigit():
@@ -192,7 +199,6 @@ def parse_night(night: str | None, what: str = "night") -> date | None:
 
 def check_source(source: str) -> str:
     """A department of ``schemas/feeds.yaml``; else a UsageError listing them (``Catalog.check_source``)."""
-    from .schemas import catalog
 
     return catalog().check_source(source)
 
@@ -200,8 +206,6 @@ def check_source(source: str) -> str:
 def check_filters(kind: str, *, night: str | None = None, status: str | None = None, rule: str | None = None,
                   source: str | None = None) -> None:
     """Reject a filter that cannot match anything, naming it (``kind``: conflicts | quarantine)."""
-    from .stages.bronze import INGEST_REASONS
-    from .rules import load_rules
 
     parse_night(night)
     if status is not None and status not in STATUSES:
@@ -222,7 +226,6 @@ def check_filters(kind: str, *, night: str | None = None, status: str | None = N
 def _read_logged(spark, settings: Settings, table: str, **filters):
     """Exports read through the read interface: each export is an access event (who, role, table,
     the filters as its key range); the role defaults to the office's."""
-    from .access import Reader, read
 
     key_range = " AND ".join(f"{k}={v}" for k, v in filters.items() if v is not None) or None
     reader = Reader.from_env(role=os.environ.get("SHUZHI_ROLE") or "governance_office")
@@ -273,11 +276,7 @@ def export_conflicts(spark, settings: Settings, out: Path, *, night: str | None 
                      rule: str | None = None) -> int:
     """``gold/conflicts`` → CSV. ``night``: conflicts known by that night (``first_seen <= night``);
     ``status``/``rule``: exact. A register that does not exist yet gives a header-only file."""
-    from pyspark.sql import functions as F
 
-    from .crypto import Keyring
-    from .delta import table_exists
-    from .rules import load_rules
 
     check_filters("conflicts", night=night, status=status, rule=rule)
     d = parse_night(night)
@@ -316,10 +315,7 @@ def _quarantine_df(spark, settings: Settings, *, night: str | None, source: str 
                    identity: bool):
     """Both quarantines as one DataFrame of exportable columns (never the encrypted raw records);
     ``identity``: add the masked identity number (needs the keyring). None when neither table exists."""
-    from pyspark.sql import functions as F
 
-    from .crypto import Keyring
-    from .delta import table_exists
 
     d = parse_night(night)
     parts = []
@@ -347,17 +343,10 @@ def _quarantine_df(spark, settings: Settings, *, night: str | None, source: str 
             if identity:
                 cols.append(F.lit(None).cast("string").alias("citizen_id_masked"))
         parts.append(df.select(*cols))
-    if not parts:
-        return None
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out
+    return union_all(parts)
 
 
 def _reason_zh(stage: str | None, code: str | None) -> str:
-    from .stages.bronze import INGEST_REASONS_ZH
-    from .rules import load_rules
 
     rules = load_rules()
     if stage == "ingest" and code in INGEST_REASONS_ZH:
@@ -399,10 +388,7 @@ def export_quarantine_summary(spark, settings: Settings, out: Path, *, night: st
 def rules_report(spark, settings: Settings, night: str | None = None) -> list[dict]:
     """Every rule of ``conf/rules.yaml`` with its hits from ``ops/rule_hits`` for ``night`` (all nights
     summed when None; 0 when the table does not exist yet)."""
-    from pyspark.sql import functions as F
 
-    from .delta import table_exists
-    from .rules import load_rules
 
     d = parse_night(night)
     hits: dict[str, int] = {}

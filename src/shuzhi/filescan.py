@@ -33,6 +33,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 CHUNK = 8 << 20
 BOM = b"\xef\xbb\xbf"
 MAX_EVENTS = 10_000            # line-number corrections kept per file for locators (beyond: "record N")
@@ -319,7 +321,6 @@ def scan_file(path: Path, fmt: str, *, check_gb18030: bool = False) -> FileScan:
     if lines is not None:
         lines.finish()
     elif fmt == "parquet":
-        import pyarrow.parquet as pq
 
         scan.records = pq.ParquetFile(path).metadata.num_rows
     scan.sha256 = h.hexdigest()

@@ -13,19 +13,28 @@ Results are appended to ``ops.gate_results`` and rendered in GX Data Docs under
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from . import registry
-from .stages.bronze import INGEST_REASONS, LINEAGE_COLS
 from .config import EXPECTATIONS_DIR, Settings
-from .errors import GateFailed
+from .delta import committed_txn_version, read_table, table_exists, table_version, write_table
+from .errors import GateFailed, UsageError
+from .rules import rules_for
 from .schemas import Entity, catalog
+from .stages.bronze import INGEST_REASONS, LINEAGE_COLS
 
 log = logging.getLogger("shuzhi.gates")
 GATE_RESULTS = ("ops", "gate_results")
@@ -157,7 +166,6 @@ def silver_baseline(entity: Entity) -> list[Expectation]:
 
 
 def clean_quarantine_baseline() -> list[Expectation]:
-    from .rules import rules_for
 
     return [
         _e("expect_column_values_to_be_in_set", "critical", "every quarantined record names a clean rule",
@@ -177,9 +185,7 @@ def batch_column(layer: str, table: str) -> str | None:
 
 def augment(spark, settings: Settings, layer: str, table: str, df):
     """Derived columns some suites check: references between theme tables, conservation ratios."""
-    from pyspark.sql import functions as F
 
-    from .delta import read_table, table_exists
 
     def known(df, col, other, other_col, name):
         p = settings.table_path("gold", other)
@@ -229,7 +235,6 @@ def gate_tables() -> list[str]:
 def check_gate_table(table: str) -> tuple[str, str]:
     """``<layer>.<table>`` → (layer, table) if a gate has a suite for it; else a one-line UsageError
     listing the gated tables."""
-    from .errors import UsageError
 
     known = gate_tables()
     if table not in known:
@@ -243,8 +248,7 @@ def check_gate_table(table: str) -> tuple[str, str]:
 
 @lru_cache(maxsize=4)
 def _context(reports_dir: str):
-    import great_expectations as gx
-
+    import great_expectations as gx  # lazy: GX takes seconds to import; DAG files and the CLI import this module
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     Path(reports_dir).mkdir(parents=True, exist_ok=True)
@@ -254,7 +258,7 @@ def _context(reports_dir: str):
 
 
 def _gx_suite(name: str, expectations: list[Expectation]):
-    import great_expectations as gx
+    import great_expectations as gx  # lazy: GX takes seconds to import; DAG files and the CLI import this module
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     suite = gx.ExpectationSuite(name=name)
@@ -266,7 +270,7 @@ def _gx_suite(name: str, expectations: list[Expectation]):
 
 def validate(df, settings: Settings, suite_name: str, expectations: list[Expectation], asset: str):
     """Run a suite over a (cached) DataFrame through a GX checkpoint that updates Data Docs."""
-    import great_expectations as gx
+    import great_expectations as gx  # lazy: GX takes seconds to import; DAG files and the CLI import this module
 
     ctx = _context(str(settings.reports_dir))
     ds = ctx.data_sources.add_or_update_spark(name="shuzhi_spark")
@@ -289,7 +293,6 @@ def validate(df, settings: Settings, suite_name: str, expectations: list[Expecta
 
 
 def _results_schema():
-    from pyspark.sql import types as T
 
     s = T.StringType()
     return T.StructType([T.StructField(n, t) for n, t in [
@@ -300,7 +303,6 @@ def _results_schema():
 
 
 def suite_fingerprint(expectations: list[Expectation]) -> str:
-    import hashlib
 
     blob = json.dumps([(e.type, e.kwargs, e.severity) for e in expectations], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -311,7 +313,6 @@ def data_fingerprint(df, root: Path | str) -> str:
     to the table's folder ``root`` — so a lake copied or restored to another folder is the same
     data. Delta never rewrites a file in place, so the same files mean the same rows — whatever
     other batches did."""
-    import hashlib
 
     return hashlib.sha256("\n".join(sorted(relative_files(df.inputFiles(), root))).encode()).hexdigest()[:16]
 
@@ -322,8 +323,6 @@ def relative_files(uris, root: Path | str) -> list[str]:
     >>> relative_files(["file:///lake/bronze/t/_batch_date=2026-11-27/part-0.parquet"], "/lake/bronze/t")
     ['_batch_date=2026-11-27/part-0.parquet']
     """
-    import os
-    from urllib.parse import unquote, urlparse
 
     base = os.path.abspath(str(root))
     out = []
@@ -361,10 +360,7 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
 
     The same suite over the same table version gives the same verdict: if that pair was already
     evaluated, its recorded results are returned (and nothing is re-read or re-written)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
-    from .delta import committed_txn_version, read_table, table_exists, table_version, write_table
 
     path = settings.table_path(layer, table)
     version = table_version(spark, path)

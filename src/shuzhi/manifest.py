@@ -23,6 +23,7 @@ blank lines) becomes a note in the delivery ledger::
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -32,6 +33,10 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from jsonschema import Draft202012Validator
 
 from .config import SCHEMAS_DIR
 from .errors import DeliveryRejected
@@ -129,7 +134,6 @@ def manifest_present(landing: Path, source: str, batch_date: str) -> bool:
 def manifest_fingerprint(landing: Path, source: str, batch_date: str) -> str:
     """Short sha256 of the manifest's bytes ("none" if absent or unsafe): identifies a delivery, even
     a rejected one. Never follows a symlink."""
-    import hashlib
 
     if parse_batch_date(batch_date) is None:
         return "none"
@@ -145,7 +149,6 @@ def manifest_fingerprint(landing: Path, source: str, batch_date: str) -> str:
 
 @lru_cache(maxsize=1)
 def _validator():
-    from jsonschema import Draft202012Validator
 
     schema = json.loads((SCHEMAS_DIR / "manifest.schema.json").read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
@@ -229,7 +232,6 @@ def verify_delivery(landing: Path, source: str, batch_date: str, *, today: date 
     if extra:
         notes.append(f"files in the folder the manifest does not list (not read): {', '.join(extra[:20])}"
                      + (f" and {len(extra) - 20} more" if len(extra) > 20 else ""))
-    import hashlib
 
     return Delivery(source, batch_date, m["kind"], tuple(files), hashlib.sha256(raw).hexdigest(), ddir, tuple(notes))
 
@@ -393,7 +395,6 @@ def _check_names(scan: FileScan, entity: Entity, structural: set[str], where: st
 
 
 def _arrow_type_ok(t, want: str) -> bool:
-    import pyarrow as pa
 
     if want == "string":
         return pa.types.is_string(t) or pa.types.is_large_string(t)
@@ -407,7 +408,6 @@ def _arrow_type_ok(t, want: str) -> bool:
 
 
 def _check_parquet(path: Path, entity: Entity, where: str) -> None:
-    import pyarrow.parquet as pq
 
     try:
         schema = pq.read_schema(path)

@@ -2,16 +2,22 @@
 quarantined by reason, rejected deliveries, gate outcomes — from the lake's own tables."""
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 
+from pyspark.sql import functions as F
+from rich.console import Console
+from rich.table import Table
+
 from .config import Settings
+from .delta import read_table, table_exists
+from .gates import data_docs_index
+from .schemas import catalog
 
 
 def night_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
     """``{batch_date: {source: {...}}}`` built from ops.deliveries, bronze.quarantine and ops.gate_results."""
-    from pyspark.sql import functions as F
 
-    from .delta import read_table, table_exists
 
     out: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(lambda: {
         "kind": None, "delivered": 0, "loaded": 0, "quarantined": 0, "reasons": {}, "rejected": [],
@@ -44,7 +50,6 @@ def night_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
         per_run = (g.join(latest, ["table", "batch_date", "gate_run_id"]).groupBy("table", "batch_date")
                    .agg(F.sum(F.when(~F.col("success") & (F.col("severity") == "critical"), 1).otherwise(0)).alias("crit"),
                         F.sum(F.when(~F.col("success") & (F.col("severity") == "warning"), 1).otherwise(0)).alias("warn")))
-        from .schemas import catalog
 
         source_of = {f"bronze.{e.table_name}": e.source for e in catalog().entities()}
         for r in per_run.collect():
@@ -57,12 +62,8 @@ def night_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
 
 
 def render_summary(summary: dict, settings: Settings, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
 
-    from .gates import data_docs_index
 
-    import sys
 
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     for night, sources in summary.items():

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import load_yaml
+from .schemas import catalog
 
 LOAD_DATE = "load_date"     # clock name meaning "the night the held version was delivered"
 
@@ -28,10 +29,6 @@ class RetentionClass:
     cold_after: int
     archive_after: int
     destroy_after: int
-
-    @property
-    def clock_column(self) -> str:
-        return "_batch_date" if self.clock == LOAD_DATE else self.clock
 
     def destroy_cutoff(self, as_of: date) -> date:
         """A record whose clock is on or before this date is past its destruction age at ``as_of``."""
@@ -77,7 +74,6 @@ class Policy:
 @lru_cache(maxsize=None)
 def load_policy(folder: Path | None = None) -> Policy:
     """Load and cross-check ``conf/retention.yaml``: every class an entity or table names must exist."""
-    from .schemas import catalog
 
     raw = load_yaml("retention.yaml") if folder is None else load_yaml("retention.yaml", folder)
     classes = {n: RetentionClass(n, **c) for n, c in raw["classes"].items()}

@@ -14,6 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 ID_BYTES = re.compile(rb"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff·•.]{2,}")
 
@@ -56,8 +60,6 @@ def _scan_text(blob: bytes, ids: set[str], names: set[str], lengths: range, file
 
 
 def _parquet_values(path: Path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     for col in table.column_names:
@@ -97,7 +99,6 @@ HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
 def _leaf_arrays(arr):
     """Every leaf array of a (possibly nested) Arrow column: lists, structs and maps flattened."""
-    import pyarrow as pa
 
     if isinstance(arr, pa.ChunkedArray):
         for chunk in arr.chunks:
@@ -127,9 +128,6 @@ def scan_destroyed(root: Path, *, ids: set[str], names: set[str], strings: set[s
     Parquet files (data, checkpoints) are also decoded and every leaf value, however nested,
     is looked up exactly (vectorised ``is_in``); identity numbers inside longer strings too.
     Returns ``(findings, files scanned)``; no finding = proven."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     ids = {i.upper() for i in ids}
     names = {n for n in names if n}

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import SCHEMAS_DIR, load_yaml
+from .errors import UsageError
 
 # lineage columns of every silver entity table
 SILVER_LINEAGE = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
@@ -160,7 +161,6 @@ class Catalog:
         """A department of ``feeds.yaml``; anything else is the caller's mistake (``UsageError``,
         never a ledger row), named with the sources there are."""
         if source not in self.sources:
-            from .errors import UsageError
 
             raise UsageError(f"source {source!r} is not one of {', '.join(self.sources)}")
         return source

@@ -52,21 +52,19 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
     entities = {e.table_name: e for e in catalog().entities()}
     silver = {t: df for t in entities
               if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline(age))) is not None}
-    refs = None
+    parts = []
     for t, df in silver.items():
-        e = entities[t]
-        parts = [df]
+        parts.append((t, df))
         if with_archive and (arch := read_archived(spark, settings, f"silver.{t}")) is not None:
-            parts.append(arch)
-        for part in parts:
-            r = silver_refs(part, e, policy.classes[e.retention_class], day, keyring, age)
-            refs = r if refs is None else refs.unionByName(r)
+            parts.append((t, arch))
+    refs = union_all(silver_refs(df, entities[t], policy.classes[entities[t].retention_class], day, keyring, age)
+                     for t, df in parts)
     if refs is None:
         return None
     # cut the lineage: every later plan (the destroy job builds dozens on these) would otherwise
     # re-analyse the union of every table's read, which costs minutes of driver time per plan
     refs = refs.localCheckpoint(eager=True)
-    holds, held_refs = [], None
+    holds, held_parts = [], []
     for h in policy.holds:
         layer, name = h.table.split(".", 1)
         # hot and cold: an open incident moved to the cold tier still holds (the retention gate caught it)
@@ -75,8 +73,8 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
             continue
         holds.append((h, df))
         if h.record and layer == "silver":
-            hr = df.filter(h.when).select(entity_ref(entities[name]).alias("ref"))
-            held_refs = hr if held_refs is None else held_refs.unionByName(hr)
+            held_parts.append(df.filter(h.when).select(entity_ref(entities[name]).alias("ref")))
+    held_refs = union_all(held_parts)
     held_tok = held_tokens(holds)
     if held_refs is not None:
         held_refs = held_refs.localCheckpoint(eager=True)

@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import sys
-
 from pathlib import Path
+
+from pyspark import SparkConf, SparkContext
+from pyspark.java_gateway import launch_gateway
+from pyspark.sql import SparkSession
 
 from .config import CONF_DIR, DELTA_JARS, REPO_ROOT, Settings
 from .errors import SetupError
@@ -61,8 +64,6 @@ def _launch_jvm(conf: dict[str, str], master: str) -> None:
     prints outside Log4j (Delta's ``VACUUM`` "Deleted N files …" lines, ``println`` of libraries,
     Python workers' output) must not mix with a command's result on stdout. No-op when a gateway
     exists (an earlier session, or ``spark-submit``, whose JVM is the parent process)."""
-    from pyspark import SparkConf, SparkContext
-    from pyspark.java_gateway import launch_gateway
 
     if SparkContext._gateway is not None:
         return
@@ -80,7 +81,6 @@ def _stderr_fd() -> int:
 
 def get_spark(settings: Settings, app_name: str = "shuzhi"):
     """Return the process's SparkSession, creating it with Delta on first use."""
-    from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:

@@ -22,7 +22,10 @@ from datetime import date, datetime, timedelta
 import pendulum
 import pyspark
 
-from jobs import archive, clean as clean_job, destroy, gate as gate_job, ingest as ingest_job, tier
+from jobs import archive, destroy, tier
+from jobs import clean as clean_job
+from jobs import gate as gate_job
+from jobs import ingest as ingest_job
 from jobs import verify as verify_job
 
 from .access import lake_tables

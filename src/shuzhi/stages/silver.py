@@ -17,18 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-
-from pyspark.sql import Window
 
 from ..crypto import Keyring, decrypt, encrypt, hmac_token
 from ..refdata import FIRST_ISSUE_YEAR, regions, traditional_to_simplified
 from ..rules import Rule
 from ..schemas import Entity, Field, catalog
-from .bronze import line_of
 from ..standards import citizen_id_lifted, citizen_id_normalised, citizen_id_stripped, id_check_char
+from .bronze import line_of
 
 ID_SEPARATORS = r"[\s\u3000\-\.·]"
 NAME_SPACES = r"[\s\u3000]"
