@@ -7,12 +7,14 @@ from datetime import date, datetime
 import pytest
 
 from shuzhi import exports
-from shuzhi.stages.bronze import INGEST_REASONS, INGEST_REASONS_ZH
 from shuzhi.cli import main
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt
 from shuzhi.delta import write_table
-from shuzhi.rules import load_rules
+from shuzhi.rules import ingest_reasons, load_rules
+
+INGEST_REASONS = {c: r.en for c, r in ingest_reasons().items()}
+INGEST_REASONS_ZH = {c: r.zh for c, r in ingest_reasons().items()}
 
 ID = "150105198503021234"
 ID2 = "11010119900307001X"

@@ -32,9 +32,8 @@ from .crypto import Keyring, decrypt
 from .delta import table_exists
 from .errors import ShuzhiError, UsageError  # noqa: F401  (UsageError: re-exported for callers of exports)
 from .frames import union_all
-from .rules import load_rules
+from .rules import ingest_reasons, load_rules
 from .schemas import catalog
-from .stages.bronze import INGEST_REASONS, INGEST_REASONS_ZH
 from .standards import ID_CHECK_CHARS, ID_WEIGHTS
 
 CONFLICT_COLUMNS = [  # (english, 中文)
@@ -213,7 +212,7 @@ def check_filters(kind: str, *, night: str | None = None, status: str | None = N
     if rule is not None:
         rules = load_rules()
         known = ({r for r in rules if rules[r].stage == "verify"} if kind == "conflicts"
-                 else {r for r in rules if rules[r].stage == "clean"} | set(INGEST_REASONS))
+                 else {r for r in rules if rules[r].stage == "clean"} | set(ingest_reasons()))
         if rule not in known:
             raise ExportError(f"rule {rule!r} is not a {'verify' if kind == 'conflicts' else 'clean-stage or ingest'} "
                               f"rule (see `shuzhi rules`)")
@@ -348,12 +347,12 @@ def _quarantine_df(spark, settings: Settings, *, night: str | None, source: str 
 
 def _reason_zh(stage: str | None, code: str | None) -> str:
 
-    rules = load_rules()
-    if stage == "ingest" and code in INGEST_REASONS_ZH:
-        return INGEST_REASONS_ZH[code]
+    rules, ingest = load_rules(), ingest_reasons()
+    if stage == "ingest" and code in ingest:
+        return ingest[code].zh
     if code in rules:
         return rules[code].zh
-    return INGEST_REASONS_ZH.get(code, "")
+    return ingest[code].zh if code in ingest else ""
 
 
 def export_quarantine(spark, settings: Settings, out: Path, *, night: str | None = None, source: str | None = None,

@@ -34,7 +34,7 @@ from .delta import committed_txn_version, read_table, table_exists, table_versio
 from .errors import GateFailed, UsageError
 from .rules import rules_for
 from .schemas import Entity, catalog
-from .stages.bronze import INGEST_REASONS, LINEAGE_COLS
+from .stages.bronze import INGEST_CODES, LINEAGE_COLS
 
 log = logging.getLogger("shuzhi.gates")
 GATE_RESULTS = ("ops", "gate_results")
@@ -107,7 +107,7 @@ def bronze_baseline(entity: Entity) -> list[Expectation]:
 def quarantine_baseline() -> list[Expectation]:
     return [
         _e("expect_column_values_to_be_in_set", "critical", "every quarantined record has a known reason code",
-           column="reason_code", value_set=sorted(INGEST_REASONS)),
+           column="reason_code", value_set=sorted(INGEST_CODES)),
         _e("expect_column_values_to_not_be_null", "critical", "the raw record is kept", column="raw_record_enc"),
         _e("expect_column_values_to_be_of_type", "critical", "raw text is encrypted", column="raw_record_enc",
            type_="BinaryType"),

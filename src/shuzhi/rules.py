@@ -61,7 +61,7 @@ def parse_rules(raw: dict) -> dict[str, Rule]:
         ...
         ValueError: conf/rules.yaml: R: unknown key(s) [' b'] (a description with an unquoted comma? quote it); ...
     """
-    stray = sorted(map(str, set(raw) - {"clean", "verify", "precedence", "tags"}))
+    stray = sorted(map(str, set(raw) - {"ingest", "clean", "verify", "precedence", "tags"}))
     if stray:
         raise ValueError(f"conf/rules.yaml: unknown section(s) {stray}")
     out: dict[str, Rule] = {}
@@ -95,6 +95,30 @@ def parse_rules(raw: dict) -> dict[str, Rule]:
 @lru_cache(maxsize=None)
 def precedence() -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in load_yaml("rules.yaml")["precedence"].items()}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A quarantine reason code of the ingest stage, with its published descriptions."""
+    code: str
+    zh: str
+    en: str
+
+
+@lru_cache(maxsize=None)
+def ingest_reasons() -> dict[str, Reason]:
+    """The ingest stage's reason codes (``conf/rules.yaml`` ``ingest``), by code.
+
+        >>> ingest_reasons()["RECORD_ID_MISSING"].zh
+        '记录格式正确但缺少记录标识'
+    """
+    out = {}
+    for code, r in (load_yaml("rules.yaml").get("ingest") or {}).items():
+        if not isinstance(r, dict) or set(r) != {"zh", "en"} or not all(isinstance(v, str) and v.strip()
+                                                                         for v in r.values()):
+            raise ValueError(f"conf/rules.yaml: ingest.{code}: needs exactly non-empty zh and en, got {r!r}")
+        out[code] = Reason(code, r["zh"], r["en"])
+    return out
 
 
 @dataclass(frozen=True)

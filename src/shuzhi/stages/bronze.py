@@ -4,7 +4,8 @@ parsed to bronze rows (L3/L4 encrypted, tokens, lineage) and quarantine rows (re
 the raw text encrypted). Declared once; the ingest job writes them and the gate baseline checks
 them.
 
-    >>> sorted(INGEST_REASONS) == sorted(INGEST_REASONS_ZH)
+    >>> from shuzhi.rules import ingest_reasons
+    >>> sorted(INGEST_CODES) == sorted(ingest_reasons())      # every code detected is described, and no other
     True
 """
 from __future__ import annotations
@@ -22,26 +23,10 @@ from ..schemas import Entity
 LINEAGE_COLS = ["_source", "_entity", "_batch_date", "_file", "_row", "_delivery_id", "_run_id", "_loaded_at",
                 "_encoding", "_key_id"]
 
-# Quarantine reason codes at ingest (later stages add their own).
-INGEST_REASONS = {
-    "CSV_TOO_FEW_FIELDS": "CSV line has fewer fields than the header",
-    "CSV_TOO_MANY_FIELDS": "CSV line has more fields than the header",
-    "CSV_MALFORMED": "CSV line cannot be parsed",
-    "JSON_UNPARSABLE": "JSON Lines line is not a parsable JSON object",
-    "XML_MALFORMED": "<resident> element is not well-formed XML",
-    "RECORD_ID_MISSING": "well-formed record without its record id (SPEC: a record is identified by it)",
-    "MALFORMED": "record cannot be read",
-}
-# The same reasons in Chinese, for the office's exports (same keys as INGEST_REASONS).
-INGEST_REASONS_ZH = {
-    "CSV_TOO_FEW_FIELDS": "CSV行字段数少于表头",
-    "CSV_TOO_MANY_FIELDS": "CSV行字段数多于表头",
-    "CSV_MALFORMED": "CSV行无法解析",
-    "JSON_UNPARSABLE": "JSON Lines行不是可解析的JSON对象",
-    "XML_MALFORMED": "<resident>元素不是格式正确的XML",
-    "RECORD_ID_MISSING": "记录格式正确但缺少记录标识",
-    "MALFORMED": "记录无法读取",
-}
+# The quarantine reason codes this stage detects (``with_reason``); their descriptions are data,
+# in conf/rules.yaml ``ingest`` (``shuzhi.rules.ingest_reasons``).
+INGEST_CODES = ("CSV_TOO_FEW_FIELDS", "CSV_TOO_MANY_FIELDS", "CSV_MALFORMED", "JSON_UNPARSABLE", "XML_MALFORMED",
+                "RECORD_ID_MISSING", "MALFORMED")
 
 # Whole-delivery rejections (ops.deliveries reason_code): nothing of the delivery is loaded.
 # code: (English, Chinese). The README lists them; tests/test_contract.py plants each one.
