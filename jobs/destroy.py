@@ -52,11 +52,21 @@ from shuzhi.config import CONF_DIR, Settings
 from shuzhi.crypto import Keyring, certificate_digest, certificate_key, decrypt
 from shuzhi.delta import delete_matching, read_table, table_exists, write_table
 from shuzhi.errors import DestructionNotProven
+from shuzhi.frames import union_all
 from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, lake_tables, load_policy
 from shuzhi.scan import scan_destroyed
 from shuzhi.selection import ROW_KEY, read_if_exists, record_status, retention_task, select_records
-from shuzhi.stages.retention import entity_ref, tokens_of
+from shuzhi.stages.retention import (
+    GOLD_KEYS,
+    destroyed_persons,
+    doomed_delivered,
+    doomed_findings,
+    doomed_gold,
+    doomed_quarantined,
+    entity_ref,
+    tokens_of,
+)
 
 log = logging.getLogger("shuzhi.destroy")
 
@@ -228,28 +238,18 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
             b = read_if_exists(spark, settings, "bronze", t)
             if b is None:
                 continue
-            rid = e.record_id
-            bref = b.withColumn("__ref", entity_ref(e, rid))
-            live_t = live.filter(F.col("table") == t).select(F.col("ref").alias("__ref"))
-            gone = (bref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")
-                    .unionByName(bref.filter(F.col("_batch_date") <= F.lit(q_cut)).join(live_t, "__ref", "left_anti")))
+            gone = doomed_delivered(b.withColumn("__ref", entity_ref(e, e.record_id)), doomed_refs,
+                                    live.filter(F.col("table") == t), q_cut)
             plan.append(("bronze", t, gone, ROW_KEY))
-            surviving_tokens.append(bref.join(gone.select(*ROW_KEY), ROW_KEY, "left_anti")
+            surviving_tokens.append(b.join(gone.select(*ROW_KEY), ROW_KEY, "left_anti")
                                     .select(F.explode(tokens_of(b)).alias("token")))
         sq = read_if_exists(spark, settings, "silver", "quarantine")
         if sq is not None:
-            sref = sq.withColumn("__ref", F.concat_ws("/", "_source", "_entity", "record_id"))
-            gone = (sref.filter(F.col("_batch_date") <= F.lit(q_cut))
-                    .unionByName(sref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")))
+            gone = doomed_quarantined(sq, doomed_refs, q_cut)
             plan.append(("silver", "quarantine", gone, ["_source"] + ROW_KEY))
-            surviving_tokens.append(sref.join(gone.select("_source", *ROW_KEY), ["_source"] + ROW_KEY, "left_anti")
+            surviving_tokens.append(sq.join(gone.select("_source", *ROW_KEY), ["_source"] + ROW_KEY, "left_anti")
                                     .select(F.col("citizen_id__tok").alias("token")))
-        surv = surviving_tokens[0]
-        for s_ in surviving_tokens[1:]:
-            surv = surv.unionByName(s_)
-        persons = (doomed.select(F.explode("tokens").alias("token")).distinct()
-                   .join(surv.filter("token IS NOT NULL").distinct(), "token", "left_anti")
-                   .localCheckpoint(eager=True))
+        persons = destroyed_persons(doomed, union_all(surviving_tokens)).localCheckpoint(eager=True)
         bq = read_if_exists(spark, settings, "bronze", "quarantine")
         if bq is not None:
             bq_cut = policy.table_class("bronze.quarantine").destroy_cutoff(day)
@@ -257,41 +257,12 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
                          ["_source"] + ROW_KEY))
         fi = read_if_exists(spark, settings, "silver", "findings")
         if fi is not None:
-            fref = fi.withColumn("__ref", F.concat_ws("/", "_source", "_entity", "record_id"))
-            live_all = live.select(F.col("ref").alias("__ref"))
-            gone = (fref.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")
-                    .unionByName(fref.filter(F.col("_batch_date") <= F.lit(q_cut)).join(live_all, "__ref", "left_anti")))
-            plan.append(("silver", "findings", gone, ["_batch_date", "_source", "_entity", "record_id"]))
-        tok = persons.select(F.col("token").alias("__t"))
-        for name in ("conflicts", "person", "house", "event"):
+            plan.append(("silver", "findings", doomed_findings(fi, doomed_refs, live, q_cut),
+                         ["_batch_date", "_source", "_entity", "record_id"]))
+        for name, keys in GOLD_KEYS.items():
             g = read_if_exists(spark, settings, "gold", name)
-            if g is None:
-                continue
-            if name == "conflicts":
-                refs_arr = doomed_refs.agg(F.collect_set("ref").alias("__refs"))
-                gone = (g.join(tok, g["person_token"] == tok["__t"], "left_semi")
-                        .unionByName(g.crossJoin(refs_arr).filter(F.arrays_overlap("record_refs", "__refs"))
-                                     # an open conflict about a person stays: it holds that person
-                                     .filter(~((F.col("status") == "open") & F.col("person_token").isNotNull()))
-                                     .drop("__refs")))
-                plan.append(("gold", name, gone, ["conflict_id"]))
-            elif name == "person":
-                # a golden record copies its values from the source records: one that drew on a
-                # destroyed record goes too (the person's surviving records rebuild it next night)
-                named = doomed.select(F.explode("tokens").alias("__t")).distinct()
-                plan.append(("gold", name, g.join(named, g["person_token"] == named["__t"], "left_semi"),
-                             ["person_token"]))
-            else:
-                table = {"house": "police_houses", "event": "police_incidents"}[name]
-                ids = doomed.filter(F.col("table") == table).select(F.col("record_id").alias("__rid"))
-                gone = g.join(ids, g["record_id"] == ids["__rid"], "left_semi")
-                if name == "house":
-                    gone = gone.unionByName(g.join(tok, g["owner_token"] == tok["__t"], "left_semi"))
-                else:
-                    t_arr = persons.agg(F.collect_set("token").alias("__ts"))
-                    gone = gone.unionByName(g.crossJoin(t_arr).filter(F.arrays_overlap("person_tokens", "__ts"))
-                                            .drop("__ts"))
-                plan.append(("gold", name, gone, ["record_id"]))
+            if g is not None:
+                plan.append(("gold", name, doomed_gold(name, g, doomed, persons), keys))
         for t in silver:
             ids = doomed.filter(F.col("table") == t).select("record_id")
             if table_exists(spark, settings.table_path(COLD, t)):

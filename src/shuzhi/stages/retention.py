@@ -106,3 +106,72 @@ def cold_candidates(hot: DataFrame, entity: Entity, cls: RetentionClass, day: da
     out = (hot.withColumn("_month", month_of("silver", entity, cls, keyring))
            .filter(clock.isNotNull() & (clock <= F.lit(cls.cutoff(day, "cold")))))
     return out.filter(~F.col("_month").isin(keep_hot)) if keep_hot else out
+
+
+# ---------------------------------------------------------------- destruction: what each table loses
+
+def doomed_delivered(bronze_refs: DataFrame, doomed_refs: DataFrame, live: DataFrame, cutoff: date) -> DataFrame:
+    """Delivered rows (bronze, with ``__ref``) that go: every version of a destroyed record, and
+    rows of nights on or before ``cutoff`` whose record no longer lives (``live``: ``ref``)."""
+    live_refs = live.select(F.col("ref").alias("__ref"))
+    return (bronze_refs.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")
+            .unionByName(bronze_refs.filter(F.col("_batch_date") <= F.lit(cutoff)).join(live_refs, "__ref",
+                                                                                         "left_anti")))
+
+
+def _source_ref(df: DataFrame) -> DataFrame:
+    return df.withColumn("__ref", F.concat_ws("/", "_source", "_entity", "record_id"))
+
+
+def doomed_quarantined(quarantine: DataFrame, doomed_refs: DataFrame, cutoff: date) -> DataFrame:
+    """Clean-stage quarantine rows that go: those of nights on or before ``cutoff``, and every
+    quarantined version of a destroyed record."""
+    q = _source_ref(quarantine)
+    return (q.filter(F.col("_batch_date") <= F.lit(cutoff))
+            .unionByName(q.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")))
+
+
+def doomed_findings(findings: DataFrame, doomed_refs: DataFrame, live: DataFrame, cutoff: date) -> DataFrame:
+    """Findings of a destroyed record, and those of nights on or before ``cutoff`` whose record no
+    longer lives."""
+    f = _source_ref(findings)
+    live_refs = live.select(F.col("ref").alias("__ref"))
+    return (f.join(doomed_refs.withColumnRenamed("ref", "__ref"), "__ref", "left_semi")
+            .unionByName(f.filter(F.col("_batch_date") <= F.lit(cutoff)).join(live_refs, "__ref", "left_anti")))
+
+
+def destroyed_persons(doomed: DataFrame, surviving_tokens: DataFrame | None) -> DataFrame:
+    """Tokens (``token``) of the persons no surviving row names any more: the persons destroyed."""
+    named = doomed.select(F.explode("tokens").alias("token")).distinct()
+    if surviving_tokens is None:
+        return named
+    return named.join(surviving_tokens.filter("token IS NOT NULL").distinct(), "token", "left_anti")
+
+
+GOLD_KEYS = {"conflicts": ["conflict_id"], "person": ["person_token"], "house": ["record_id"], "event": ["record_id"]}
+
+
+def doomed_gold(name: str, gold: DataFrame, doomed: DataFrame, persons: DataFrame) -> DataFrame:
+    """Rows of a gold table (``GOLD_KEYS``) that go with the destroyed records and persons.
+
+    conflicts: those about a destroyed person, and those citing a destroyed record — except an open
+    conflict about a person, which holds that person. person: every golden record that drew on a
+    destroyed record (the person's surviving records rebuild it next night). house / event: the
+    destroyed records themselves, and the houses owned by / incidents naming a destroyed person."""
+    tok = persons.select(F.col("token").alias("__t"))
+    if name == "conflicts":
+        refs_arr = doomed.select("ref").agg(F.collect_set("ref").alias("__refs"))
+        return (gold.join(tok, gold["person_token"] == tok["__t"], "left_semi")
+                .unionByName(gold.crossJoin(refs_arr).filter(F.arrays_overlap("record_refs", "__refs"))
+                             .filter(~((F.col("status") == "open") & F.col("person_token").isNotNull()))
+                             .drop("__refs")))
+    if name == "person":
+        named = doomed.select(F.explode("tokens").alias("__t")).distinct()
+        return gold.join(named, gold["person_token"] == named["__t"], "left_semi")
+    table = {"house": "police_houses", "event": "police_incidents"}[name]
+    ids = doomed.filter(F.col("table") == table).select(F.col("record_id").alias("__rid"))
+    gone = gold.join(ids, gold["record_id"] == ids["__rid"], "left_semi")
+    if name == "house":
+        return gone.unionByName(gold.join(tok, gold["owner_token"] == tok["__t"], "left_semi"))
+    t_arr = persons.agg(F.collect_set("token").alias("__ts"))
+    return gone.unionByName(gold.crossJoin(t_arr).filter(F.arrays_overlap("person_tokens", "__ts")).drop("__ts"))
