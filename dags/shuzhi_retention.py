@@ -5,7 +5,8 @@
 Each stage is a job of jobs/ (tier.py, archive.py, destroy.py) audited in ops.job_runs; each gate
 is the ``ops.retention_status`` suite: nothing overdue after the stage, nothing under a legal
 hold touched, destruction proven by its byte scan and certificate. ``as_of`` defaults to the
-run's logical date; a backfill with an explicit ``as_of`` simulates any date.
+day before the run's logical date, in local time (``tasks.resolve_batch_date``: the 04:30 run of
+12-02 counts ages to 12-01); a backfill with an explicit ``as_of`` simulates any date.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ STATUS = "ops.retention_status"
 @dag(dag_id="shuzhi_retention", schedule="30 4 * * *", start_date=pendulum.parse(CONF["start_date"], tz=TZ),
      catchup=False, max_active_runs=1, tags=["shuzhi", "retention"],
      params={"as_of": Param(None, type=["null", "string"], format="date",
-                            description="date retention ages are counted to (YYYY-MM-DD); default: the logical date")})
+                            description="date retention ages are counted to (YYYY-MM-DD); default: the day before the logical date, local time")})
 def shuzhi_retention():
     @task
     def as_of(params=None, logical_date=None) -> str:
