@@ -416,19 +416,19 @@ def asset_uri(layer_or_key: str, name: str | None = None) -> str:
     return f"shuzhi://{layer}/{rest}"
 
 
-def stats_columns(layer_or_key: str, columns: Iterable[str], name: str | None = None) -> list[str]:
+def stats_columns(key: str, columns: Iterable[str]) -> list[str]:
     """Of a table's ``columns`` (in their order), those Delta may keep statistics on: a column the
     registry knows, of level L1/L2 and kind ``value`` — never an L3/L4 column (ciphertext or
     not), a token, a digest, a name ending ``_enc``/``__tok``, ``raw_record_enc``, ``record_enc`` or
     ``person_hint`` — and, when the table declares ``stats_columns``, one of those. Entity tables
     take their levels from ``schemas/``. An undeclared column gets none (fail closed)."""
-    return table(_key(layer_or_key, name)).stats_columns(columns)
+    return table(key).stats_columns(columns)
 
 
-def undeclared(layer_or_key: str, columns: Iterable[str]) -> list[str]:
+def undeclared(key: str, columns: Iterable[str]) -> list[str]:
     """Of ``columns``, those the registry does not declare for the table (drift between a
     writer and ``schemas/tables.yaml``)."""
-    t = table(layer_or_key)
+    t = table(key)
     return [c for c in columns if t.column(c) is None]
 
 
@@ -502,7 +502,8 @@ def render_markdown() -> str:
     out = ["# Lake tables (湖表登记)", "",
            "<!-- Generated from schemas/tables.yaml by `python -m shuzhi.registry --write-docs`: edit the yaml, "
            "not this file (tests/test_registry.py fails when the two differ). -->", "", reg.about, "",
-           "| table | description | keys | partitioned by | append-only | gate |", "| --- | --- | --- | --- | --- | --- |"]
+           "| table | description | keys | partitioned by | append-only | gate |",
+           "| --- | --- | --- | --- | --- | --- |"]
     for fam, ts in families.items():
         t = ts[0]
         out.append(f"| `{fam}` | {_cell(t.description)} | {_code(t.keys)} | {_code(t.partition_by)} | "
