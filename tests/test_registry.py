@@ -243,6 +243,7 @@ def test_the_yaml_is_checked(tmp_path):
         (lambda raw: _decl(raw, "ops.deliveries").update(retention="forever"), "retention 'forever'"),
         (lambda raw: _decl(raw, "silver.findings").update(gate="none"), "silver_findings.json .*gate: none"),
         (lambda raw: _decl(raw, "silver.findings").update(retention="operational"), "conf/retention.yaml says"),
+        (lambda raw: _decl(raw, "gold.person").update(gate="baseline"), "gate baseline"),
         (lambda raw: raw["tables"].append(dict(_decl(raw, "ops.deliveries"))), "declared twice"),
     ]
     for edit, message in cases:

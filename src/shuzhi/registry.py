@@ -45,6 +45,7 @@ OPEN_LEVELS = ("L1", "L2")            # Delta may keep statistics on these value
 NEVER = frozenset({"raw_record_enc", "record_enc", "person_hint"})
 NEVER_SUFFIXES = ("_enc", "__tok", "__mtok")
 GATES = ("baseline", "hand", "none")
+BASELINE_LAYERS = ("bronze", "silver")   # shuzhi.gates.suite_for: each entity's tables and the two quarantines
 SPECIAL_RETENTION = ("entity", "records")
 FIELD_MODES = ("delivered", "canonical")
 
@@ -304,6 +305,9 @@ def _validate_table(t: Table, family_tables: list[Table], where: str) -> None:
         raise _fail(where, f"gate hand: expectations/{t.layer}_{t.name}.json does not exist")
     if t.gate != "none" and t.pattern:
         raise _fail(where, "a table whose name is chosen at run time cannot be gated")
+    if t.gate == "baseline" and t.layer not in BASELINE_LAYERS:
+        raise _fail(where, f"gate baseline: shuzhi.gates derives baselines for {' and '.join(BASELINE_LAYERS)} "
+                           "tables only (use gate: hand)")
 
 
 def load(path: Path = TABLES_YAML) -> Registry:
