@@ -36,3 +36,34 @@ def assert_frame_equal(actual, expected, *, columns: list[str] | None = None) ->
     missing, extra = want - got, got - want
     assert not missing and not extra, (f"rows differ:\n  missing {sorted(map(repr, missing.elements()))}"
                                        f"\n  unexpected {sorted(map(repr, extra.elements()))}")
+
+
+def frame(spark, rows: list[tuple] | tuple, schema: str):
+    """A frame built by hand, from the arguments ``createDataFrame`` takes: ``rows`` of Python values
+    (None, str, int, float, bool, Decimal, date, datetime, bytes, lists of them) in the columns of
+    the DDL ``schema``. Built as a local relation — ``SELECT CAST(v AS type) … FROM VALUES …``,
+    every value a bound parameter — so making it runs no Spark job (``createDataFrame`` of a Python
+    list runs one to ship the rows: on the 2-core machine most of a tiny test's time), and a
+    projection or filter of it is evaluated on the driver."""
+    from pyspark.sql.types import _parse_datatype_string
+
+    fields = _parse_datatype_string(schema).fields
+    names = [f"`{f.name}`" for f in fields]
+    types = [f.dataType.simpleString() for f in fields]
+    if not rows:
+        cols = ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in zip(names, types, strict=True))
+        return spark.sql(f"SELECT {cols} WHERE false")
+    args, tuples = {}, []
+    for r, row in enumerate(rows):
+        if len(row) != len(fields):
+            raise ValueError(f"row {r} has {len(row)} values for {len(fields)} columns: {row!r}")
+        marks = []
+        for c, v in enumerate(row):
+            if v is None:
+                marks.append("NULL")
+            else:
+                args[f"v{r}_{c}"] = v
+                marks.append(f":v{r}_{c}")
+        tuples.append("(" + ", ".join(marks) + ")")
+    cols = ", ".join(f"CAST(col{i + 1} AS {t}) AS {n}" for i, (n, t) in enumerate(zip(names, types, strict=True)))
+    return spark.sql(f"SELECT {cols} FROM VALUES {', '.join(tuples)}", args=args)
