@@ -45,9 +45,11 @@ def spark(spark_settings, tmp_path_factory):
 
 
 # Run-time settings of the unit layer's frames (a handful of rows each): one shuffle partition, and
-# expressions interpreted rather than compiled (compiling costs more than running on ten rows).
+# expressions interpreted rather than compiled (compiling costs more than running on ten rows: the
+# identity-number standard's first evaluation drops from ~7 s to under 1 s). factoryMode is an
+# internal setting of Spark's own test suites; the spark/integration layers keep the defaults.
 TINY_FRAMES = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
-               "spark.sql.codegen.wholeStage": "false"}
+               "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,8 @@ def assert_frame_equal(actual, expected, *, columns: list[str] | None = None) ->
 
 def frame(spark, rows: list[tuple] | tuple, schema: str):
     """A frame built by hand, from the arguments ``createDataFrame`` takes: ``rows`` of Python values
-    (None, str, int, float, bool, Decimal, date, datetime, bytes, lists of them) in the columns of
+    (None, str, int, float, bool, Decimal, date, datetime, bytes; tuples for structs, lists
+    for arrays, dicts for maps) in the columns of
     the DDL ``schema``. Built as a local relation — ``SELECT CAST(v AS type) … FROM VALUES …``,
     every value a bound parameter — so making it runs no Spark job (``createDataFrame`` of a Python
     list runs one to ship the rows: on the 2-core machine most of a tiny test's time), and a
@@ -53,17 +54,25 @@ def frame(spark, rows: list[tuple] | tuple, schema: str):
     if not rows:
         cols = ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in zip(names, types, strict=True))
         return spark.sql(f"SELECT {cols} WHERE false")
-    args, tuples = {}, []
+    args: dict = {}
+
+    def sql(v) -> str:      # a value as SQL: structs (tuples), arrays (lists), maps (dicts) built, leaves bound
+        if v is None:
+            return "NULL"
+        if isinstance(v, tuple):
+            return "struct(" + ", ".join(sql(x) for x in v) + ")"
+        if isinstance(v, list):
+            return "array(" + ", ".join(sql(x) for x in v) + ")"
+        if isinstance(v, dict):
+            return "map(" + ", ".join(f"{sql(k)}, {sql(x)}" for k, x in v.items()) + ")"
+        name = f"v{len(args)}"
+        args[name] = v
+        return f":{name}"
+
+    tuples = []
     for r, row in enumerate(rows):
         if len(row) != len(fields):
             raise ValueError(f"row {r} has {len(row)} values for {len(fields)} columns: {row!r}")
-        marks = []
-        for c, v in enumerate(row):
-            if v is None:
-                marks.append("NULL")
-            else:
-                args[f"v{r}_{c}"] = v
-                marks.append(f":v{r}_{c}")
-        tuples.append("(" + ", ".join(marks) + ")")
+        tuples.append("(" + ", ".join(sql(v) for v in row) + ")")
     cols = ", ".join(f"CAST(col{i + 1} AS {t}) AS {n}" for i, (n, t) in enumerate(zip(names, types, strict=True)))
     return spark.sql(f"SELECT {cols} FROM VALUES {', '.join(tuples)}", args=args)
