@@ -23,6 +23,7 @@ from datetime import date, datetime
 
 from pyspark.sql import functions as F
 
+from shuzhi import registry
 from shuzhi.access import COLD
 from shuzhi.archive import (
     MANIFEST,
@@ -136,8 +137,9 @@ def restore(spark, settings: Settings, batch_id: str) -> dict[str, int]:
                 continue
             df = spark.read.parquet(str(archive_root(settings) / batch_id / table))
             target = settings.table_path(RESTORED, f"{batch_id}__{table.replace('.', '__')}")
-            write_table(df, target, mode="snapshot", stats_columns=[c for c in df.columns if c in ROW_KEY + [
-                "record_id"]], comment=f"restored from archive batch {batch_id} ({table}); verified against its manifest")
+            write_table(df, target, mode="snapshot",
+                        stats_columns=registry.stats_columns(f"{RESTORED}.{batch_id}__{table.replace('.', '__')}",
+                                                             df.columns), comment=f"restored from archive batch {batch_id} ({table}); verified against its manifest")
             n = spark.read.format("delta").load(str(target)).count()
             if n != entry["rows"]:
                 raise ArchiveCorrupt(f"restore {batch_id} {table}: {n} rows loaded, manifest says {entry['rows']}")

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shuzhi import registry
 from shuzhi.access import Reader, read
 from shuzhi.audit import audited, record_rule_hits
 from shuzhi.config import Settings
@@ -109,8 +110,7 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         q = quarantine_rows(std.filter(F.col("_quarantine").isNotNull()), bronze, entity, keyring)
         write_table(q, settings.table_path(*QUARANTINE), mode="replace", replace_where=where,
                     partition_by=["_source", "_batch_date"], txn=(txn + ":quarantine", 0),
-                    stats_columns=[c for c in q.columns if c not in ("citizen_id_enc", "citizen_id__tok", "person_hint",
-                                                                    "record_enc")],
+                    stats_columns=registry.stats_columns("silver.quarantine", q.columns),
                     comment="records the clean stage could not use, with the rule that stopped them")
         # 2. duplicates and versions, then against silver
         ok = std.filter(F.col("_quarantine").isNull())
@@ -136,8 +136,7 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         upsert = states.filter(F.col("__state").isin("new", "newer", "ours")).select(*cols)
         merge_table(upsert, silver_path, keys=["record_id"], update_when="s.updated_at > t.updated_at",
                     txn=(txn + ":merge", 0), partition_by=[], deletion_vectors=True,
-                    stats_columns=[c for c in cols if c in ("record_id", "updated_at", "_batch_date", "_source",
-                                                            "_delivery_id", "_row", "_file")],
+                    stats_columns=registry.stats_columns(f"silver.{table}", cols),
                     comment=f"silver {entity.source}.{entity.name} ({entity.name_zh}): standardised, latest version "
                             "per record id; L3/L4 encrypted")
         res.unchanged = states.filter(F.col("__state") == "unchanged").count()

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shuzhi import registry
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
@@ -34,7 +35,7 @@ from shuzhi.manifest import (
     verify_delivery,
 )
 from shuzhi.readers import opened
-from shuzhi.stages.bronze import Lineage, stats_columns_for, to_bronze, to_quarantine
+from shuzhi.stages.bronze import Lineage, to_bronze, to_quarantine
 
 log = logging.getLogger("shuzhi.ingest")
 
@@ -103,13 +104,13 @@ def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryF
         txn = f"ingest:{delivery.delivery_id}:{entity.table_name}"
         bw = write_table(bronze_df, settings.table_path("bronze", entity.table_name), mode="replace",
                          replace_where=f"_batch_date = DATE'{delivery.batch_date}'", partition_by=["_batch_date"],
-                         txn=(txn, 0), stats_columns=stats_columns_for(entity, bronze_df),
+                         txn=(txn, 0), stats_columns=registry.stats_columns(f"bronze.{entity.table_name}", bronze_df.columns),
                          comment=f"bronze {entity.source}.{entity.name} ({entity.name_zh}) as delivered; L3/L4 encrypted")
         write_table(quarantine_df, settings.table_path(*QUARANTINE), mode="replace",
                     replace_where=(f"_source = '{delivery.source}' AND _batch_date = DATE'{delivery.batch_date}' "
                                    f"AND _entity = '{entity.name}'"),
                     partition_by=["_source", "_batch_date"], txn=(txn + ":quarantine", 0),
-                    stats_columns=[c for c in quarantine_df.columns if c != "raw_record_enc"],
+                    stats_columns=registry.stats_columns("bronze.quarantine", quarantine_df.columns),
                     comment="records that could not be loaded, with reason codes; raw text encrypted")
     # Conservation from what the tables now hold, not from what we meant to write.
     b = (read_table(spark, settings.table_path("bronze", entity.table_name))

@@ -23,6 +23,7 @@ from datetime import date
 
 from pyspark.sql import functions as F
 
+from shuzhi import registry
 from shuzhi.access import COLD
 from shuzhi.audit import audited
 from shuzhi.config import Settings
@@ -90,7 +91,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
             cols = hot.columns
             demote = cold_candidates(hot, e, cls, day, reads, tp.keep_hot_reads, keyring)
             changed = False
-            stats = [c for c in cols if c in ("record_id", "updated_at", "_batch_date", "_source", "_row", "_file")]
+            stats = registry.stats_columns(f"cold.{t}", cols)
             n = _move(spark, demote, str(hot_p), str(cold_p), partition_by=["_month"], codec=tp.cold_codec,
                       stats_columns=stats, comment=f"cold tier of silver.{t} (by month of its lifecycle date, zstd)")
             if n:

@@ -26,6 +26,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from shuzhi import registry
 from shuzhi.access import Reader, read
 from shuzhi.audit import audited, record_rule_hits
 from shuzhi.config import Settings
@@ -123,8 +124,7 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
                         when_not_matched_by_source=("t.status = 'open' AND t.last_seen < DATE'%s'" % batch_date,
                                                     {"status": "'resolved'", "resolved_on": f"DATE'{batch_date}'"}),
                         txn=(txn + ":conflicts", 0), partition_by=[],
-                        stats_columns=["conflict_id", "rule_id", "severity", "status", "first_seen", "last_seen",
-                                       "resolved_on"],
+                        stats_columns=registry.stats_columns("gold.conflicts", obs.columns),
                         comment="conflicts register: cross-department contradictions, first/last seen, open/resolved")
             reg = read_table(spark, path)
             res.open_total = reg.filter(F.col("status") == "open").count()
@@ -141,9 +141,7 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
                 themes["organisation"] = organisation_theme(s, bd)
             for name, df in themes.items():
                 write_table(df, settings.table_path("gold", name), mode="snapshot", txn=(f"{txn}:{name}", 0),
-                            stats_columns=[c for c in df.columns if c not in ("citizen_id", "name", "ethnicity",
-                                                                              "person_token", "owner_token",
-                                                                              "name__mtok", "person_tokens")],
+                            stats_columns=registry.stats_columns(f"gold.{name}", df.columns),
                             comment=f"theme table (专题库) {name}, rebuilt nightly from silver")
                 res.themes[name] = read_table(spark, settings.table_path("gold", name)).count()
             person.unpersist()
