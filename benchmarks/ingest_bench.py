@@ -114,7 +114,8 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         rows = floor_pass(spark, settings, night)
         floor_s = time.perf_counter() - t
-    print(f"(a) floor  read+write once        : {floor_s:7.1f} s  {rows:>10,} rows  peak {mem_floor.peak / 2**30:.2f} GiB")
+    print(f"(a) floor  read+write once        : {floor_s:7.1f} s  {rows:>10,} rows  "
+          f"peak {mem_floor.peak / 2**30:.2f} GiB")
 
     with PeakRSS() as mem_ingest:
         t = time.perf_counter()

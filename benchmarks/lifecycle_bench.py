@@ -61,7 +61,8 @@ def main(argv=None) -> int:
                 s = time.perf_counter()
                 res = jobs[stage].run(spark, settings, as_of, keyring=keyring)
                 took = time.perf_counter() - s
-            what = {"tier": lambda r: f"demoted {sum(r.demoted.values()):,} rows, promoted {sum(r.promoted.values()):,}",
+            what = {"tier": lambda r: f"demoted {sum(r.demoted.values()):,} rows, "
+                                      f"promoted {sum(r.promoted.values()):,}",
                     "archive": lambda r: f"archived {sum(r.archived.values()):,} rows, removed from live "
                                          f"{sum(r.removed.values()):,}",
                     "destroy": lambda r: f"{sum(r.records.values()):,} records, {r.persons:,} persons, "

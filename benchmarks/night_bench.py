@@ -108,8 +108,8 @@ def main(argv=None) -> int:
         for k, v in t.items():
             if not k.startswith("_"):
                 print(f"    {k:<14} {v:7.1f} s  ({v / floor_s:5.2f}x floor)")
-        print(f"    {'whole night':<14} {total:7.1f} s  ({total / floor_s:5.2f}x floor)  peak {mem.peak / 2**30:.2f} GiB",
-              flush=True)
+        print(f"    {'whole night':<14} {total:7.1f} s  ({total / floor_s:5.2f}x floor)  "
+              f"peak {mem.peak / 2**30:.2f} GiB", flush=True)
     return 0
 
 

@@ -17,8 +17,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 os.environ["AIRFLOW__CORE__DEFAULT_TIMEZONE"] = "Asia/Shanghai"
 
-from shuzhi.config import Settings, SparkSettings
-from shuzhi.crypto import Keyring
+from shuzhi.config import Settings, SparkSettings  # noqa: E402 (after the Airflow settings above)
+from shuzhi.crypto import Keyring  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +170,8 @@ def killed_midway(built: Settings, copy_to: Path, job: str, as_of: str, started,
 
 # The longest test files first: with `--dist loadfile` each worker takes whole files in collection
 # order, and the end-to-end file collected last kept one worker busy ~20 min while the other idled.
-LONGEST_FIRST = ("test_e2e_airflow.py", "test_correctness.py", "test_lifecycle.py", "test_destroy.py", "test_contract.py")
+LONGEST_FIRST = ("test_e2e_airflow.py", "test_correctness.py", "test_lifecycle.py", "test_destroy.py",
+                 "test_contract.py")
 
 # The test pyramid (setup.cfg declares the markers): every test is in exactly one layer.
 LAYERS = ("unit", "spark", "integration", "crash")

@@ -68,7 +68,7 @@ def police_population(landing: Path, batch_date: str, rows, encoding="gb18030", 
 
 
 def civil_affairs(landing: Path, batch_date: str, lines: list[dict | str], bom=False) -> Path:
-    text = "\n".join(l if isinstance(l, str) else json.dumps(l, ensure_ascii=False) for l in lines) + "\n"
+    text = "\n".join(ln if isinstance(ln, str) else json.dumps(ln, ensure_ascii=False) for ln in lines) + "\n"
     data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
     return write_delivery(landing, "civil_affairs", batch_date, {"assistance": (data, len(lines), "UTF-8")})
 

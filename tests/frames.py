@@ -31,7 +31,8 @@ def assert_frame_equal(actual, expected, *, columns: list[str] | None = None) ->
     """``actual`` (optionally only ``columns`` of it, in that order) has ``expected``'s columns, types and rows."""
     if columns is not None:
         actual = actual.select(*columns)
-    assert _types(actual) == _types(expected), f"columns differ:\n  got      {_types(actual)}\n  expected {_types(expected)}"
+    assert _types(actual) == _types(expected), (f"columns differ:\n  got      {_types(actual)}"
+                                                f"\n  expected {_types(expected)}")
     got, want = rows_of(actual), rows_of(expected)
     missing, extra = want - got, got - want
     assert not missing and not extra, (f"rows differ:\n  missing {sorted(map(repr, missing.elements()))}"

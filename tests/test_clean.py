@@ -56,7 +56,8 @@ def table(spark, settings, layer, name):
 
 
 def findings(spark, settings, batch_date=D, source=None):
-    df = table(spark, settings, "silver", "findings").filter(F.col("_batch_date") == F.lit(date.fromisoformat(batch_date)))
+    night = F.lit(date.fromisoformat(batch_date))
+    df = table(spark, settings, "silver", "findings").filter(F.col("_batch_date") == night)
     if source:
         df = df.filter(F.col("_source") == source)
     return df.collect()
@@ -80,7 +81,8 @@ def silver_plain(spark, settings, tbl, keyring, cols) -> dict[str, dict]:
 
 
 def quarantine_codes(spark, settings, batch_date=D, source=None) -> dict[str, str]:
-    q = table(spark, settings, "silver", "quarantine").filter(F.col("_batch_date") == F.lit(date.fromisoformat(batch_date)))
+    night = F.lit(date.fromisoformat(batch_date))
+    q = table(spark, settings, "silver", "quarantine").filter(F.col("_batch_date") == night)
     if source:
         q = q.filter(F.col("_source") == source)
     rows = q.collect()
@@ -343,7 +345,8 @@ def test_civil_affairs_money_and_labels_social_security_uscc(spark, night1):
     assert sv["S2"]["monthly_benefit"] is None and sv["S2"]["last_payment_date"] is None
     for src, ent, n, loaded, q in (("civil_affairs", "assistance", 6, 5, 1), ("social_security", "insurance", 2, 2, 0)):
         c = conservation(spark, settings, src, ent, D)
-        assert (c["bronze_rows"], c["loaded"], c["quarantined"], c["superseded"], c["balanced"]) == (n, loaded, q, 0, True)
+        assert (c["bronze_rows"], c["loaded"], c["quarantined"], c["superseded"], c["balanced"]) == (
+            n, loaded, q, 0, True)
         r = results[f"{src}_{ent}"]
         assert (r.status, r.bronze_rows, r.loaded, r.quarantined) == ("cleaned", n, loaded, q)
 

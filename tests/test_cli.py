@@ -69,7 +69,8 @@ BAD_ARGUMENTS = [
 NO_LAKE = "error: no lake at {lake} (SHUZHI_HOME={home}); run the demo or ingest first"
 READS = [["summary"], ["rules"], ["export", "conflicts", "--out", "{tmp}/c.csv"],
          ["export", "quarantine", "--out", "{tmp}/q.csv"], ["query", "silver.police_incidents"],
-         ["feedsim", "score", "2026-11-25", "--truth", "{tmp}/truth"], ["gate", "bronze.police_population", "2026-11-25"],
+         ["feedsim", "score", "2026-11-25", "--truth", "{tmp}/truth"],
+         ["gate", "bronze.police_population", "2026-11-25"],
          ["restore", "2032-06-01"], ["tier", "--as-of", "2028-06-01"], ["destroy", "--as-of", "2057-01-01"]]
 
 
@@ -147,7 +148,8 @@ def test_usage_errors_never_start_spark(no_lake, tmp_path):
             "    with contextlib.redirect_stderr(io.StringIO()):\n"
             "        rcs.append(main(argv))\n"
             "from pyspark import SparkContext\n"
-            "print(json.dumps({'rcs': rcs, 'seconds': time.monotonic() - t0, 'jvm': SparkContext._gateway is not None}))")
+            "print(json.dumps({'rcs': rcs, 'seconds': time.monotonic() - t0,"
+            " 'jvm': SparkContext._gateway is not None}))")
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], env=dict(os.environ), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -243,7 +245,8 @@ jvm = spark._jvm
 jvm.System.out.println("JVM-STDOUT-PROBE")
 codegen = jvm.org.apache.logging.log4j.LogManager.getLogger(
     "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator")
-codegen.error("CODEGEN-PROBE failed to compile: Code grows beyond 64 KB", jvm.java.lang.RuntimeException("JANINO-TRACE"))
+codegen.error("CODEGEN-PROBE failed to compile: Code grows beyond 64 KB",
+              jvm.java.lang.RuntimeException("JANINO-TRACE"))
 p = s.table_path("ops", "tiny")
 df = spark.createDataFrame([("a", 1)], "k string, v int")
 write_table(df, p, mode="append")

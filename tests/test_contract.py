@@ -17,11 +17,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import ingest
-from shuzhi.stages.bronze import REJECTION_REASONS
 from shuzhi.crypto import decrypt
 from shuzhi.delta import read_table, table_exists
 from shuzhi.errors import DeliveryRejected, UsageError
 from shuzhi.readers import read_delivery_file
+from shuzhi.stages.bronze import REJECTION_REASONS
 
 D = "2026-11-27"
 ID1, ID2 = "150105198503021234", "11010119900307001X"
@@ -44,7 +44,8 @@ def _rewrite_manifest(d: Path, change) -> None:
 
 
 def _police(landing, rows=None, bd=D, **kw) -> Path:
-    return dl.police_population(landing, bd, rows or [dl.pop_row("P1", ID1, "张三"), dl.pop_row("P2", ID2, "李四")], **kw)
+    rows = rows or [dl.pop_row("P1", ID1, "张三"), dl.pop_row("P2", ID2, "李四")]
+    return dl.police_population(landing, bd, rows, **kw)
 
 
 def _raw_police(landing, text: str, rows: int, bd=D, encoding="gb18030", declared="GB18030") -> Path:
@@ -60,8 +61,8 @@ def _parquet(landing, table: pa.Table, rows=None) -> Path:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     data = sink.getvalue().to_pybytes()
-    return dl.write_delivery(landing, "social_security", D, {"insurance": (data, table.num_rows if rows is None else rows,
-                                                                           "UTF-8")})
+    n = table.num_rows if rows is None else rows
+    return dl.write_delivery(landing, "social_security", D, {"insurance": (data, n, "UTF-8")})
 
 
 def _ins_table(**changes) -> pa.Table:
@@ -88,7 +89,8 @@ def _xml(landing, body: str, rows: int, bd=D) -> Path:
 
 def _el(**kw) -> str:
     e = dict(EL, **kw)
-    return "<resident>" + "".join(f"<{k}>{v}</{k}>" if v is not None else f"<{k}/>" for k, v in e.items()) + "</resident>"
+    inner = "".join(f"<{k}>{v}</{k}>" if v is not None else f"<{k}/>" for k, v in e.items())
+    return "<resident>" + inner + "</resident>"
 
 
 def _jsonl(landing, text: str, rows: int) -> Path:
@@ -105,7 +107,8 @@ def _folder(landing, source, bd, manifest: dict | str, files: dict[str, bytes] |
 
 
 def _entry(name, data: bytes, rows, entity="population", encoding="GB18030"):
-    return {"name": name, "entity": entity, "rows": rows, "sha256": hashlib.sha256(data).hexdigest(), "encoding": encoding}
+    return {"name": name, "entity": entity, "rows": rows, "sha256": hashlib.sha256(data).hexdigest(),
+            "encoding": encoding}
 
 
 # ------------------------------------------------------------------ rejections
@@ -302,8 +305,8 @@ def test_symlink_to_a_file_outside(spark, settings, keyring, tmp_path):
 @pytest.mark.spark
 def test_symlink_to_etc_passwd_reads_nothing_of_it(spark, settings, keyring):
     data = Path("/etc/passwd").read_bytes()
-    d = _folder(settings.landing, "police", D, {"source": "police", "batch_date": D, "kind": "full",
-                                                "files": [_entry("population_20261127.csv", data, data.count(b"\n") - 1)]})
+    entry = _entry("population_20261127.csv", data, data.count(b"\n") - 1)
+    d = _folder(settings.landing, "police", D, {"source": "police", "batch_date": D, "kind": "full", "files": [entry]})
     (d / "population_20261127.csv").symlink_to("/etc/passwd")
     _assert_rejected(spark, settings, keyring, "police", D, "UNSAFE_PATH", "/etc/passwd")
     for p in settings.lake.rglob("*"):
@@ -483,7 +486,8 @@ def test_xml_records_in_comments_and_cdata_are_not_records(spark, settings, keyr
 
 @pytest.mark.spark
 def test_xml_self_closing_resident_is_quarantined_not_lost(spark, settings, keyring):
-    body = "<residents>\n" + _el(record_id="H1") + "\n<resident/>\n" + _el(record_id="H3") + "\n<resident />\n</residents>"
+    body = ("<residents>\n" + _el(record_id="H1") + "\n<resident/>\n" + _el(record_id="H3")
+            + "\n<resident />\n</residents>")
     _xml(settings.landing, body, 4)
     f, b, q = _load(spark, settings, keyring, "health", "health_residents")
     assert [(r["record_id"], r["_row"]) for r in b.collect()] == [("H1", 1), ("H3", 3)]
@@ -493,8 +497,8 @@ def test_xml_self_closing_resident_is_quarantined_not_lost(spark, settings, keyr
 
 @pytest.mark.spark
 def test_xml_unknown_element_is_recorded(spark, settings, keyring):
-    _xml(settings.landing, "<residents>" + _el(record_id="H1").replace("</resident>", "<nickname>x</nickname></resident>")
-         + "</residents>", 1)
+    el = _el(record_id="H1").replace("</resident>", "<nickname>x</nickname></resident>")
+    _xml(settings.landing, "<residents>" + el + "</residents>", 1)
     f, b, q = _load(spark, settings, keyring, "health", "health_residents")
     assert "unknown elements, not loaded: nickname ×1" in _ledger(spark, settings)[0]["message"]
 

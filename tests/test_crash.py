@@ -29,8 +29,9 @@ def lake_state(spark, settings):
         out[e.table_name] = sorted(map(tuple, df.select(e.record_id, "_file", "_row", "_delivery_id", *tok).collect()))
     q = read_table(spark, settings.table_path("bronze", "quarantine"))
     out["quarantine"] = sorted(map(tuple, q.select("_file", "_row", "reason_code", "_delivery_id").collect()))
-    out["ledger"] = sorted(map(tuple, read_table(spark, settings.table_path("ops", "deliveries"))
-                               .select("file", "manifest_rows", "bronze_rows", "quarantined_rows", "balanced").collect()))
+    ledger = read_table(spark, settings.table_path("ops", "deliveries"))
+    out["ledger"] = sorted(map(tuple, ledger.select("file", "manifest_rows", "bronze_rows", "quarantined_rows",
+                                                    "balanced").collect()))
     return out
 
 

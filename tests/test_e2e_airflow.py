@@ -47,7 +47,8 @@ def test_nights_through_airflow(spark, settings, airflow_env):
     assert {(r["source"], r["batch_date"].isoformat()) for r in rows} == {(s, n) for s in sources for n in NIGHTS}
     assert all(r["status"] == "accepted" and r["balanced"] for r in rows)
     for r in rows:
-        manifest = json.loads((settings.landing / r["source"] / r["batch_date"].isoformat() / "manifest.json").read_text())
+        folder = settings.landing / r["source"] / r["batch_date"].isoformat()
+        manifest = json.loads((folder / "manifest.json").read_text())
         (entry,) = [f for f in manifest["files"] if f["name"] == r["file"]]
         table = settings.table_path("bronze", f"{r['source']}_{r['entity']}")
         b = read_table(spark, table).filter(F.col("_batch_date") == r["batch_date"]).count()
@@ -60,7 +61,8 @@ def test_nights_through_airflow(spark, settings, airflow_env):
     planted = set()
     for night in NIGHTS:
         with open(settings.truth / night / "truth.csv", encoding="utf-8") as fh:
-            planted |= {(r["file"], int(r["row"])) for r in csv.DictReader(fh) if r["defect_class"].startswith("broken_")}
+            planted |= {(r["file"], int(r["row"])) for r in csv.DictReader(fh)
+                        if r["defect_class"].startswith("broken_")}
     held = {(r["_file"], r["_row"]) for r in read_table(spark, settings.table_path("bronze", "quarantine")).collect()}
     assert held == planted
 

@@ -41,9 +41,11 @@ def lake(spark, spark_settings, tmp_path_factory):
     s = Settings.load(home=home / "home", key_dir=home / "keys", spark=spark_settings)
     kr = Keyring.create(s.key_dir)
     conflicts = _enc(spark, [
-        ("c1", "X_DECEASED_PAID", "high", ["health", "social_security"], ["health/death/D1", "social_security/insurance/S1"],
+        ("c1", "X_DECEASED_PAID", "high", ["health", "social_security"],
+         ["health/death/D1", "social_security/insurance/S1"],
          "person:t1", "t1", ID, "死亡日期2026-10-01后仍发放养老金", N1, N2, "open", None),
-        ("c2", "X_NAME_MISMATCH", "medium", ["police", "civil_affairs"], ["police/population/P2", "civil_affairs/assistance/A2"],
+        ("c2", "X_NAME_MISMATCH", "medium", ["police", "civil_affairs"],
+         ["police/population/P2", "civil_affairs/assistance/A2"],
          "person:t2", "t2", ID2, "姓名不同, \"引号\"", N2, N2, "open", None),
         ("c3", "X_USCC_INVALID", "medium", ["social_security"], ["social_security/employer/E3"],
          "org:E3", None, None, "=1+1 code fails", N1, N1, "resolved", N2),
@@ -120,7 +122,8 @@ def test_conflicts_export(spark, lake, tmp_path):
     assert c1["证据记录/record_refs"] == "health/death/D1; social_security/insurance/S1"
     assert c1["身份号码（脱敏）/citizen_id_masked"] == MASKED
     assert c1["证据说明/evidence"] == "死亡日期2026-10-01后仍发放养老金"
-    assert (c1["首次发现/first_seen"], c1["最近发现/last_seen"], c1["解决日期/resolved_on"]) == ("2026-11-25", "2026-11-26", "")
+    assert (c1["首次发现/first_seen"], c1["最近发现/last_seen"], c1["解决日期/resolved_on"]) == (
+        "2026-11-25", "2026-11-26", "")
     assert by_id["c2"]["身份号码（脱敏）/citizen_id_masked"] == MASKED2
     assert by_id["c2"]["证据说明/evidence"] == "姓名不同, \"引号\""          # RFC 4180 quoting round-trips
     assert by_id["c3"]["身份号码（脱敏）/citizen_id_masked"] == "" and by_id["c3"]["状态/status"] == "resolved"
@@ -171,7 +174,8 @@ def test_quarantine_export_and_summary(spark, lake, tmp_path):
     assert exports.export_quarantine_summary(spark, lake, s_out) == 4
     raw, rows = read_csv(s_out)
     assert raw.startswith(BOM)
-    got = {(r["批次日期/night"], r["来源部门/source"], r["原因代码/reason_code"]): int(r["记录数/records"]) for r in rows}
+    got = {(r["批次日期/night"], r["来源部门/source"], r["原因代码/reason_code"]): int(r["记录数/records"])
+           for r in rows}
     assert got == {("2026-11-25", "police", "CSV_TOO_FEW_FIELDS"): 1, ("2026-11-25", "police", "ID_CHECK"): 2,
                    ("2026-11-26", "health", "JSON_UNPARSABLE"): 1, ("2026-11-26", "civil_affairs", "MONEY_NEGATIVE"): 1}
     assert exports.export_quarantine_summary(spark, lake, s_out, source="police") == 2
@@ -230,7 +234,7 @@ NIGHT = date(2026, 11, 27)
 
 
 def check_char(first17: str) -> str:
-    return CHECKS[sum(int(c) * w for c, w in zip(first17, WEIGHTS)) % 11]
+    return CHECKS[sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
 def valid(number: str) -> bool:
@@ -253,7 +257,8 @@ class Person:
 
 
 def silver(spark, keyring, rows, extra: str = ""):
-    """A silver-like frame with the columns the cross-verify detectors (shuzhi.stages.conflicts) read (``id`` plain → ``id_enc``)."""
+    """A silver-like frame with the columns the cross-verify detectors (shuzhi.stages.conflicts) read
+    (``id`` plain → ``id_enc``)."""
     from pyspark.sql import functions as F
 
     from shuzhi.crypto import encrypt
@@ -347,8 +352,8 @@ def test_birth_date_conflicts_cannot_unmask_the_number(spark, spark_settings, tm
         "health/residents/H9": "birth date in health ****-**-** differs from the police register ****-**-**",
         "police/population/R8": "birth date ****年**月**日 but the number encodes ********",
         "social_security/insurance/S7": "benefit paid after the death date 2026-10-02 recorded by health"}
-    person_of = {"H1": a1, "M2": a2, "RB1": b1, "HB1": b1, "RB2": b2, "RC1": c1, "MC1": c1, "MC2": c2, "H9": a1, "R8": b1,
-                 "S7": c2}
+    person_of = {"H1": a1, "M2": a2, "RB1": b1, "HB1": b1, "RB2": b2, "RC1": c1, "MC1": c1, "MC2": c2, "H9": a1,
+                 "R8": b1, "S7": c2}
 
     import re
 

@@ -46,7 +46,8 @@ def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, k
     with pytest.raises(GateFailed, match="expect_column_values_to_be_of_type\\(XM\\)"):
         gate.run(spark, settings, "bronze.police_population", D)
     audit = read_table(spark, settings.table_path("ops", "job_runs")).orderBy("started_at").collect()
-    assert [(r["stage"], r["gate_outcome"], r["outcome"]) for r in audit][-1] == ("gate:bronze.police_population", "failed", "failed")
+    assert [(r["stage"], r["gate_outcome"], r["outcome"]) for r in audit][-1] == (
+        "gate:bronze.police_population", "failed", "failed")
 
 
 @pytest.mark.spark

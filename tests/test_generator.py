@@ -532,7 +532,7 @@ def test_world_stays_consistent_over_nights(tmp_path):
         d8 = night.replace("-", "")
         kinds.append(json.loads((tmp_path / "l" / "police" / night / "manifest.json").read_text())["kind"])
 
-        def read(name: str) -> list[list[str]]:
+        def read(name: str, night: str = night) -> list[list[str]]:
             return _csv_records((tmp_path / "l" / "police" / night / name).read_bytes().decode("gb18030"))[1]
         for r in read(f"population_{d8}.csv"):
             assert r[0] not in pop or pop[r[0]][16] <= r[16]

@@ -63,7 +63,8 @@ def test_police_file_really_utf8_is_detected_not_mojibake(spark, settings, keyri
     assert plain(b, "XM", keyring) == ["乌兰图雅", "张三"]
     assert {r["_encoding"] for r in b.collect()} == {"UTF-8"}
     led = read_table(spark, settings.table_path("ops", "deliveries")).collect()
-    assert [(r["declared_encoding"], r["actual_encoding"], r["status"]) for r in led] == [("GB18030", "UTF-8", "accepted")]
+    assert [(r["declared_encoding"], r["actual_encoding"], r["status"]) for r in led] == [
+        ("GB18030", "UTF-8", "accepted")]
 
 
 def test_police_utf8_bom(spark, settings, keyring):
@@ -133,8 +134,8 @@ def test_parquet_types_kept(spark, settings, keyring):
 
 
 def test_identity_token_is_hmac_of_normalised_number(spark, settings, keyring):
-    rows = [dl.pop_row("P1", "１５０１０５１９８５０３０２１２３ｘ", "张三"), dl.pop_row("P2", "150105-19850302-123x", "张三"),
-            dl.pop_row("P3", "150105850302123", "张三")]
+    rows = [dl.pop_row("P1", "１５０１０５１９８５０３０２１２３ｘ", "张三"),
+            dl.pop_row("P2", "150105-19850302-123x", "张三"), dl.pop_row("P3", "150105850302123", "张三")]
     dl.police_population(settings.landing, D, rows)
     ingest.run(spark, settings, "police", D, keyring=keyring)
     toks = [r["GMSFHM__tok"] for r in bronze(spark, settings, "police_population").orderBy("_row").collect()]
@@ -161,9 +162,12 @@ def test_manifest_fault_rejects_whole_delivery(spark, settings, keyring, fault, 
     elif fault == "missing_file":
         (d / "population_20261127.csv").unlink()
     elif fault == "row_count":
-        mj = json.loads(m.read_text()); mj["files"][0]["rows"] = 3; m.write_text(json.dumps(mj))
+        mj = json.loads(m.read_text())
+        mj["files"][0]["rows"] = 3
+        m.write_text(json.dumps(mj))
     elif fault == "sha256":
-        f = d / "population_20261127.csv"; f.write_bytes(f.read_bytes().replace("张".encode("gb18030"), "章".encode("gb18030")))
+        f = d / "population_20261127.csv"
+        f.write_bytes(f.read_bytes().replace("张".encode("gb18030"), "章".encode("gb18030")))
     with pytest.raises(DeliveryRejected) as exc:
         ingest.run(spark, settings, "police", D, keyring=keyring)
     assert exc.value.code == code and "police/2026-11-27" in str(exc.value)
@@ -185,8 +189,10 @@ def test_rerun_same_delivery_changes_nothing(spark, settings, keyring):
     again = ingest.run(spark, settings, "police", D, keyring=keyring)
     assert first.status == "loaded" and again.status == "noop"
     assert [table_version(spark, t) for t in tables] == versions
-    assert [sorted(map(str, read_table(spark, t).drop("_loaded_at", "recorded_at").collect())) for t in tables] == snapshot
-    outcomes = [r["outcome"] for r in read_table(spark, settings.table_path("ops", "job_runs")).orderBy("started_at").collect()]
+    assert [sorted(map(str, read_table(spark, t).drop("_loaded_at", "recorded_at").collect()))
+            for t in tables] == snapshot
+    runs = read_table(spark, settings.table_path("ops", "job_runs"))
+    outcomes = [r["outcome"] for r in runs.orderBy("started_at").collect()]
     assert outcomes == ["success", "noop"]
 
 
@@ -194,7 +200,8 @@ def test_stats_never_collected_on_sensitive_columns(spark, settings, keyring):
     dl.police_population(settings.landing, D, [dl.pop_row("P1", "150105198503021234", "张三")])
     ingest.run(spark, settings, "police", D, keyring=keyring)
     from delta.tables import DeltaTable
-    props = DeltaTable.forPath(spark, str(settings.table_path("bronze", "police_population"))).detail().collect()[0]["properties"]
+    bronze = DeltaTable.forPath(spark, str(settings.table_path("bronze", "police_population")))
+    props = bronze.detail().collect()[0]["properties"]
     cols = props["delta.dataSkippingStatsColumns"].split(",")
     assert "RECORD_ID" in cols and "_row" in cols
     for sensitive in ("GMSFHM", "GMSFHM__tok", "XM", "LXDH", "HJDZ", "XZZ", "MZDM"):

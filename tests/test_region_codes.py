@@ -31,13 +31,13 @@ from test_clean import cid
 from feedsim import DefectRates, generate
 from feedsim import reference as ref
 from jobs import clean, ingest
-from shuzhi.stages.silver import region_table, standardise
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring, encrypt
 from shuzhi.delta import read_table
 from shuzhi.refdata import valid_region
 from shuzhi.rules import load_rules
 from shuzhi.schemas import catalog
+from shuzhi.stages.silver import region_table, standardise
 
 # (case, address code, birth date, delivery date, ID_REGION expected)
 CASES = [

@@ -58,8 +58,13 @@ def test_generator_draws_codes_from_schemas_and_plants_only_unknown_ones():
     from feedsim import reference as ref
 
     cat = catalog()
-    assert ref.SEX_CODES == tuple(cat.code_list("sex").codes)
-    assert ref.INCIDENT_CATEGORIES == tuple(cat.code_list("incident_category").codes)
+    # the generator's codes are the schemas' (it defines them so), and those are the standards' codes,
+    # written out here by hand: GB/T 2261.1 sex codes, the SPEC's incident categories
+    assert ref.SEX_CODES == tuple(cat.code_list("sex").codes) == ("0", "1", "2", "9")
+    assert ref.INCIDENT_CATEGORIES == tuple(cat.code_list("incident_category").codes) == (
+        "01", "02", "03", "04", "05", "06", "99")
+    assert set(ref.ETHNICITY_WEIGHTS) <= set(cat.code_list("ethnicity").codes)
+    # every field it plants unknown codes in has a code list (none skipped below), and no planted code is in it
+    assert set(ref.UNKNOWN_CODES) <= set(cat.code_lists), set(ref.UNKNOWN_CODES) - set(cat.code_lists)
     for name, planted in ref.UNKNOWN_CODES.items():
-        if name in cat.code_lists:
-            assert not set(planted) & set(cat.code_list(name).codes), name
+        assert not set(planted) & set(cat.code_list(name).codes), name

@@ -9,9 +9,9 @@ import hmac
 from datetime import date, datetime
 
 import pytest
+from frames import assert_frame_equal, frame
 from pyspark.sql import functions as F
 
-from frames import assert_frame_equal, frame
 from jobs.ingest import FileResult, IngestResult, summary
 from shuzhi.crypto import decrypt
 from shuzhi.schemas import catalog

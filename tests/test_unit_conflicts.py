@@ -12,9 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from frames import assert_frame_equal, frame
 from pyspark.sql import functions as F
 
-from frames import assert_frame_equal, frame
 from shuzhi.crypto import encrypt
 from shuzhi.frames import union_all
 from shuzhi.rules import load_rules, load_tags, precedence
@@ -58,9 +58,9 @@ HL = ("record_id string, tok string, id_enc binary, name binary, name__mtok stri
       "has_disability boolean, death_date date, updated_at timestamp, person_hint string")
 HOUSES = ("record_id string, house_code string, address string, community_code string, owner_citizen_id binary, "
           "owner_citizen_id__tok string, house_use string, declared_residents int, updated_at timestamp")
-REGISTER = ("conflict_id string, rule_id string, severity string, departments array<string>, record_refs array<string>, "
-            "subject string, person_token string, citizen_id_enc binary, evidence string, first_seen date, "
-            "last_seen date, status string, resolved_on date, _run_id string")
+REGISTER = ("conflict_id string, rule_id string, severity string, departments array<string>, "
+            "record_refs array<string>, subject string, person_token string, citizen_id_enc binary, "
+            "evidence string, first_seen date, last_seen date, status string, resolved_on date, _run_id string")
 FINDING = ("rule_id string, subject string, departments array<string>, record_refs array<string>, "
            "person_token string, citizen_id_enc binary, evidence string")
 
@@ -154,12 +154,14 @@ def test_name_and_birth_mismatch_against_the_police_register(tiny_spark):
                     dict(record_id="C2", tok="T1", id_enc=enc("1"))),                  # no name: nothing compared
          "ss": recs(tiny_spark, SS, dict(record_id="S1", tok="T1", id_enc=enc("1"), name__mtok="m1"))}
     names = frame(tiny_spark, [
-        ("X_NAME_MISMATCH", "health/residents/H1", ["health", "police"], ["health/residents/H1", "police/population/P1"],
+        ("X_NAME_MISMATCH", "health/residents/H1", ["health", "police"],
+         ["health/residents/H1", "police/population/P1"],
          "T1", enc("1"), "name in health differs from the police register (traditional/simplified variants compared "
          "as equal)")], FINDING)
     assert_frame_equal(found(x_name_mismatch(s, NIGHT, PARAMS, None)), names)
     births = frame(tiny_spark, [
-        ("X_BIRTH_MISMATCH", "health/residents/H1", ["health", "police"], ["health/residents/H1", "police/population/P1"],
+        ("X_BIRTH_MISMATCH", "health/residents/H1", ["health", "police"],
+         ["health/residents/H1", "police/population/P1"],
          "T1", enc("1"), "birth date in health differs from the police register by 10 day(s)")], FINDING)
     assert_frame_equal(found(x_birth_mismatch(s, NIGHT, PARAMS, None)), births)
     empty = {k: df.limit(0) for k, df in s.items()}

@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from frames import assert_frame_equal, frame
 from pyspark.sql import functions as F
 
-from frames import assert_frame_equal, frame
 from shuzhi.crypto import encrypt
 from shuzhi.retention import LOAD_DATE, Hold, RetentionClass
 from shuzhi.schemas import catalog
@@ -142,7 +142,8 @@ def test_destroyed_records_are_due_and_neither_held_nor_naming_a_held_person(tin
 def test_cold_candidates_are_old_months_nobody_reads(tiny_spark, memory_keyring):
     kr = memory_keyring
     hot = frame(tiny_spark, [("I1", datetime(2026, 10, 5, 12), "2", None, date(2026, 10, 6)),   # its month read 5 times
-                             ("I2", datetime(2026, 11, 1, 12), "2", None, date(2026, 11, 2)),   # on the cutoff, read once
+                             ("I2", datetime(2026, 11, 1, 12), "2", None, date(2026, 11, 2)),   # on the cutoff,
+                                                                                                # read once
                              ("I3", datetime(2026, 11, 2, 12), "2", None, date(2026, 11, 3)),   # a day too young
                              ("I4", None, "1", None, date(2026, 11, 3)),                    # no clock: live
                              (None,) * 5], SILVER_INCIDENTS)

@@ -10,9 +10,9 @@ import hmac
 from datetime import date, datetime
 
 import pytest
+from frames import assert_frame_equal, frame
 from pyspark.sql import functions as F
 
-from frames import assert_frame_equal, frame
 from shuzhi.crypto import encrypt
 from shuzhi.rules import load_rules
 from shuzhi.schemas import Entity, catalog
@@ -22,11 +22,11 @@ from shuzhi.stages.silver import (
     dedupe,
     findings_rows,
     id_pre,
+    standardise,
     std_citizen_id,
     std_date,
     std_name,
     std_phone,
-    standardise,
     uscc_valid,
     with_region_check,
 )
@@ -222,7 +222,8 @@ def test_uscc_check(tiny_spark):
     rows = [("91350100M000100Y43", True), ("91350100M000100Y44", False), ("91350100M000100Y4", False),
             ("91350100I000100Y43", False), (None, None)]
     df = frame(tiny_spark, [(r[0],) for r in rows], "u string")
-    assert_frame_equal(df.select("u", uscc_valid(F.col("u")).alias("ok")), frame(tiny_spark, rows, "u string, ok boolean"))
+    assert_frame_equal(df.select("u", uscc_valid(F.col("u")).alias("ok")),
+                       frame(tiny_spark, rows, "u string, ok boolean"))
     assert frame(tiny_spark, [], "u string").select(uscc_valid(F.col("u"))).collect() == []
 
 

@@ -9,12 +9,12 @@ import dataclasses
 from datetime import date, datetime
 
 import pytest
-from pyspark.sql import functions as F
-
 from frames import assert_frame_equal, frame
+from pyspark.sql import functions as F
+from test_unit_conflicts import CA, HL, HOUSES, PARAMS, POP, REGISTER, SS, recs
+
 from shuzhi.rules import Tag
 from shuzhi.stages.themes import event_theme, house_theme, organisation_theme, person_theme
-from test_unit_conflicts import CA, HL, HOUSES, PARAMS, POP, REGISTER, SS, recs
 
 pytestmark = pytest.mark.unit
 
@@ -146,7 +146,8 @@ def test_event_theme_links_persons_and_houses(tiny_spark):
     house = frame(tiny_spark, [("大学东街1号", "F1"), (None, "F0")], "address string, house_code string")
     got = event_theme(s, person, house, NIGHT).select("record_id", "house_code", F.sort_array("person_tokens")
                                                       .alias("person_tokens"), "persons_linked", "tags")
-    schema = "record_id string, house_code string, person_tokens array<string>, persons_linked bigint, tags array<string>"
+    schema = ("record_id string, house_code string, person_tokens array<string>, persons_linked bigint, "
+              "tags array<string>")
     want = frame(tiny_spark, [("E1", "F1", ["T1", "T9"], 1, ["open_case", "domestic"]),   # T9: no golden record
                               ("E2", None, [], 0, []), ("E3", None, [], 0, []), (None, None, [], 0, [])], schema)
     assert_frame_equal(got, want)
@@ -158,8 +159,8 @@ def test_event_theme_links_persons_and_houses(tiny_spark):
 
 def test_organisation_theme(tiny_spark):
     s = {"ss": recs(tiny_spark, SS,
-                    dict(record_id="S1", tok="T1", employer_uscc="U1", employer_name="甲公司", employer_uscc__valid=True,
-                         enrolment_status="1"),
+                    dict(record_id="S1", tok="T1", employer_uscc="U1", employer_name="甲公司",
+                         employer_uscc__valid=True, enrolment_status="1"),
                     dict(record_id="S2", tok="T2", employer_uscc="U1", employer_uscc__valid=True, enrolment_status="2"),
                     dict(record_id="S3", tok="T1", employer_uscc="U1", employer_uscc__valid=True, enrolment_status="1"),
                     dict(record_id="S4", tok="T3", employer_uscc="U2", employer_name="乙厂", employer_uscc__valid=False,
@@ -167,7 +168,7 @@ def test_organisation_theme(tiny_spark):
                     dict())}                                                  # no employer: no organisation
     schema = ("uscc string, name string, uscc_valid boolean, enrolled_persons bigint, contributing_persons bigint, "
               "tags array<string>, _as_of date")
-    want = frame(tiny_spark, [("U1", "甲公司", True, 2, 1, [], NIGHT), ("U2", "乙厂", False, 1, 1, ["invalid_uscc"], NIGHT)],
-                 schema)
+    want = frame(tiny_spark, [("U1", "甲公司", True, 2, 1, [], NIGHT),
+                              ("U2", "乙厂", False, 1, 1, ["invalid_uscc"], NIGHT)], schema)
     assert_frame_equal(organisation_theme(s, NIGHT), want)
     assert_frame_equal(organisation_theme({"ss": s["ss"].limit(0)}, NIGHT), frame(tiny_spark, [], schema))

@@ -116,7 +116,8 @@ def tok(keyring, p):
 
 
 def register(spark, settings):
-    return {(r["rule_id"], r["subject"]): r for r in read_table(spark, settings.table_path("gold", "conflicts")).collect()}
+    register = read_table(spark, settings.table_path("gold", "conflicts"))
+    return {(r["rule_id"], r["subject"]): r for r in register.collect()}
 
 
 def gold(spark, settings, name):
@@ -131,7 +132,8 @@ def lake(spark, spark_settings, tmp_path_factory):
     police_delivery(settings)
     dl.health(settings.landing, D1, [hl("H1", P1), hl("H2", P2, death="2026-01-10"), hl("H3", P3, death="2026-01-10"),
                                      hl("H4", P4, name="李斯"), hl("H5", P5, name="張偉"), hl("H8", P8)])
-    dl.civil_affairs(settings.landing, D1, [ca("M1", P1), ca("M6", P6, birth="1992-03-02", assistance_type="DISABILITY")])
+    dl.civil_affairs(settings.landing, D1, [ca("M1", P1),
+                                            ca("M6", P6, birth="1992-03-02", assistance_type="DISABILITY")])
     dl.social_security(settings.landing, D1, [
         ss("S1", P1, employer_uscc=GOOD_USCC, employer_name="呼和浩特某公司"),
         ss("S2", P2, enrolment_status="3", monthly_benefit=Decimal("3000.00"), last_payment_date=date(2026, 11, 15)),
