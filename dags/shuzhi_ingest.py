@@ -50,7 +50,8 @@ def make_ingest_dag(source: str, cfg: dict):
 
         @task(outlets=assets)
         def ingest(bd: str, outlet_events=None) -> dict:
-            from shuzhi.tasks import for_airflow, ingest as run_ingest
+            from shuzhi.tasks import for_airflow
+            from shuzhi.tasks import ingest as run_ingest
 
             result = for_airflow(run_ingest, source, bd)
             for a in assets:
@@ -59,7 +60,8 @@ def make_ingest_dag(source: str, cfg: dict):
 
         @task
         def gate(table: str, bd: str) -> dict:
-            from shuzhi.tasks import for_airflow, gate as run_gate
+            from shuzhi.tasks import for_airflow
+            from shuzhi.tasks import gate as run_gate
 
             return for_airflow(run_gate, table, bd)
 

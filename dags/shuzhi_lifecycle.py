@@ -53,19 +53,22 @@ def shuzhi_lifecycle():
 
     @task
     def gate(table: str, bd: str) -> dict:
-        from shuzhi.tasks import for_airflow, gate as run_gate
+        from shuzhi.tasks import for_airflow
+        from shuzhi.tasks import gate as run_gate
 
         return for_airflow(run_gate, table, bd)
 
     @task(outlets=[asset(f"silver.{t}") for t in TABLES])
     def clean(bd: str) -> dict:
-        from shuzhi.tasks import clean as run_clean, for_airflow
+        from shuzhi.tasks import clean as run_clean
+        from shuzhi.tasks import for_airflow
 
         return for_airflow(run_clean, bd)
 
     @task(outlets=[asset("gold.conflicts")])
     def cross_verify(bd: str) -> dict:
-        from shuzhi.tasks import for_airflow, verify as run_verify
+        from shuzhi.tasks import for_airflow
+        from shuzhi.tasks import verify as run_verify
 
         return for_airflow(run_verify, bd)
 

@@ -20,10 +20,23 @@ TZ = pendulum.timezone(CONF["timezone"])
 STATUS = "ops.retention_status"
 
 
-@dag(dag_id="shuzhi_retention", schedule="30 4 * * *", start_date=pendulum.parse(CONF["start_date"], tz=TZ),
-     catchup=False, max_active_runs=1, tags=["shuzhi", "retention"],
-     params={"as_of": Param(None, type=["null", "string"], format="date",
-                            description="date retention ages are counted to (YYYY-MM-DD); default: the day before the logical date, local time")})
+@dag(
+    dag_id="shuzhi_retention",
+    schedule="30 4 * * *",
+    start_date=pendulum.parse(CONF["start_date"], tz=TZ),
+    catchup=False,
+    max_active_runs=1,
+    tags=["shuzhi", "retention"],
+    params={
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="date retention ages are counted to (YYYY-MM-DD); "
+            "default: the day before the logical date, local time",
+        )
+    },
+)
 def shuzhi_retention():
     @task
     def as_of(params=None, logical_date=None) -> str:
@@ -47,7 +60,8 @@ def shuzhi_retention():
 
     @task
     def gate(day: str) -> dict:
-        from shuzhi.tasks import for_airflow, gate as run_gate
+        from shuzhi.tasks import for_airflow
+        from shuzhi.tasks import gate as run_gate
 
         return for_airflow(run_gate, STATUS, day)
 

@@ -137,9 +137,13 @@ def restore(spark, settings: Settings, batch_id: str) -> dict[str, int]:
                 continue
             df = spark.read.parquet(str(archive_root(settings) / batch_id / table))
             target = settings.table_path(RESTORED, f"{batch_id}__{table.replace('.', '__')}")
-            write_table(df, target, mode="snapshot",
-                        stats_columns=registry.stats_columns(f"{RESTORED}.{batch_id}__{table.replace('.', '__')}",
-                                                             df.columns), comment=f"restored from archive batch {batch_id} ({table}); verified against its manifest")
+            write_table(
+                df,
+                target,
+                mode="snapshot",
+                stats_columns=registry.stats_columns(f"{RESTORED}.{batch_id}__{table.replace('.', '__')}", df.columns),
+                comment=f"restored from archive batch {batch_id} ({table}); verified against its manifest",
+            )
             n = spark.read.format("delta").load(str(target)).count()
             if n != entry["rows"]:
                 raise ArchiveCorrupt(f"restore {batch_id} {table}: {n} rows loaded, manifest says {entry['rows']}")
@@ -164,8 +168,15 @@ def task(spark, settings: Settings, as_of: str | None = None, restore_batch: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    return job_main("archive", task, {"as_of": "the date ages are counted to (YYYY-MM-DD)",
-                                      "restore_batch": "an archive batch id: verify it and load it into restored/"}, argv)
+    return job_main(
+        "archive",
+        task,
+        {
+            "as_of": "the date ages are counted to (YYYY-MM-DD)",
+            "restore_batch": "an archive batch id: verify it and load it into restored/",
+        },
+        argv,
+    )
 
 
 if __name__ == "__main__":

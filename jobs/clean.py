@@ -155,8 +155,10 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         std.unpersist()
     if not res.balanced:
         raise ConservationError(
-            f"clean {table} {batch_date} (delivery {delivery_id}): bronze {res.bronze_rows} rows != loaded {res.loaded} "
-            f"+ unchanged {res.unchanged} + quarantined {res.quarantined} + superseded {res.superseded}")
+            f"clean {table} {batch_date} (delivery {delivery_id}): bronze {res.bronze_rows} rows "
+            f"!= loaded {res.loaded} + unchanged {res.unchanged} + quarantined {res.quarantined} "
+            f"+ superseded {res.superseded}"
+        )
     return res
 
 

@@ -23,7 +23,9 @@ def run(spark, settings: Settings, table: str, batch_date: str | None, *, run_id
             raise
         audit.gate_outcome = outcome.status
         audit.rows_in = outcome.rows
-        audit.detail = f"{outcome.evaluated} expectations; warnings: {', '.join(outcome.failed_warning) or 'none'}"[:4000]
+        audit.detail = f"{outcome.evaluated} expectations; warnings: {', '.join(outcome.failed_warning) or 'none'}"[
+            :4000
+        ]
         return outcome
 
 

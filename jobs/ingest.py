@@ -83,8 +83,14 @@ def _deliveries_schema() -> T.StructType:
 
 def record_delivery(spark, settings: Settings, rows: list[dict], txn_id: str) -> None:
     """Append the delivery's ledger rows (one per file, or one for a rejection), once per delivery."""
-    write_table(spark.createDataFrame(rows, _deliveries_schema()), settings.table_path(*DELIVERIES),
-                mode="append", txn=(txn_id, 0), append_only=True, comment="delivery ledger: accepted/rejected, conservation")
+    write_table(
+        spark.createDataFrame(rows, _deliveries_schema()),
+        settings.table_path(*DELIVERIES),
+        mode="append",
+        txn=(txn_id, 0),
+        append_only=True,
+        comment="delivery ledger: accepted/rejected, conservation",
+    )
 
 
 def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryFile, run_id: str,
@@ -102,10 +108,16 @@ def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryF
         bronze_df = to_bronze(raw, entity, lin, keyring)
         quarantine_df = to_quarantine(raw, entity, lin, keyring, dfile.line_events, dfile.lines_exact)
         txn = f"ingest:{delivery.delivery_id}:{entity.table_name}"
-        bw = write_table(bronze_df, settings.table_path("bronze", entity.table_name), mode="replace",
-                         replace_where=f"_batch_date = DATE'{delivery.batch_date}'", partition_by=["_batch_date"],
-                         txn=(txn, 0), stats_columns=registry.stats_columns(f"bronze.{entity.table_name}", bronze_df.columns),
-                         comment=f"bronze {entity.source}.{entity.name} ({entity.name_zh}) as delivered; L3/L4 encrypted")
+        bw = write_table(
+            bronze_df,
+            settings.table_path("bronze", entity.table_name),
+            mode="replace",
+            replace_where=f"_batch_date = DATE'{delivery.batch_date}'",
+            partition_by=["_batch_date"],
+            txn=(txn, 0),
+            stats_columns=registry.stats_columns(f"bronze.{entity.table_name}", bronze_df.columns),
+            comment=f"bronze {entity.source}.{entity.name} ({entity.name_zh}) as delivered; L3/L4 encrypted",
+        )
         write_table(quarantine_df, settings.table_path(*QUARANTINE), mode="replace",
                     replace_where=(f"_source = '{delivery.source}' AND _batch_date = DATE'{delivery.batch_date}' "
                                    f"AND _entity = '{entity.name}'"),
@@ -116,14 +128,19 @@ def _ingest_file(spark, settings: Settings, delivery: Delivery, dfile: DeliveryF
     b = (read_table(spark, settings.table_path("bronze", entity.table_name))
          .filter((F.col("_batch_date") == F.lit(date.fromisoformat(delivery.batch_date)))
                  & (F.col("_delivery_id") == delivery.delivery_id)).count())
-    q_df = (read_table(spark, settings.table_path(*QUARANTINE))
-            .filter((F.col("_source") == delivery.source) & (F.col("_batch_date") == F.lit(date.fromisoformat(delivery.batch_date)))
-                    & (F.col("_entity") == entity.name) & (F.col("_delivery_id") == delivery.delivery_id)))
+    q_df = read_table(spark, settings.table_path(*QUARANTINE)).filter(
+        (F.col("_source") == delivery.source)
+        & (F.col("_batch_date") == F.lit(date.fromisoformat(delivery.batch_date)))
+        & (F.col("_entity") == entity.name)
+        & (F.col("_delivery_id") == delivery.delivery_id)
+    )
     reasons = {r["reason_code"]: r["count"] for r in q_df.groupBy("reason_code").count().collect()}
     for r in q_df.orderBy("_row").select("_file", "locator", "reason_code", "rule_detail").limit(10).collect():
         log.warning("delivery %s file %s %s: quarantined %s (%s)", delivery.label, r["_file"], r["locator"],
                     r["reason_code"], r["rule_detail"])
-    return FileResult(dfile.name, entity.name, entity.table_name, dfile.rows, b, sum(reasons.values()), bw.skipped, reasons)
+    return FileResult(
+        dfile.name, entity.name, entity.table_name, dfile.rows, b, sum(reasons.values()), bw.skipped, reasons
+    )
 
 
 def run(spark, settings: Settings, source: str, batch_date: str, *, run_id: str | None = None,

@@ -370,10 +370,15 @@ class World:
         np.add.at(self.comm_houses, comm, 1)
         road, no, name = self.Cmp.road[cmp].tolist(), self.Cmp.no[cmp].tolist(), self.Cmp.name[cmp].tolist()
         pre = ref.DISTRICT_PREFIX
-        addr = np.array([f"{pre}{rd}{nb}号{nm}底商{r + 1}号" if shop else
-                         f"{pre}{rd}{nb}号{nm}{r // 24 + 1}号楼{(r % 24) // 12 + 1}单元{(r % 12) // 2 + 1}0{r % 2 + 1}室"
-                         for rd, nb, nm, r, shop in zip(road, no, name, rank.tolist(), commercial.tolist())],
-                        dtype=object)
+        addr = np.array(
+            [
+                f"{pre}{rd}{nb}号{nm}底商{r + 1}号"
+                if shop
+                else f"{pre}{rd}{nb}号{nm}{r // 24 + 1}号楼{(r % 24) // 12 + 1}单元{(r % 12) // 2 + 1}0{r % 2 + 1}室"
+                for rd, nb, nm, r, shop in zip(road, no, name, rank.tolist(), commercial.tolist())
+            ],
+            dtype=object,
+        )
         codes = self.C.code[comm].tolist()
         fwbm = np.array([f"{c}{q:06d}" for c, q in zip(codes, seq.tolist())], dtype=object)
         day = self.today if day is None else day
@@ -566,7 +571,8 @@ class World:
                 names.append(f"呼和浩特市赛罕区第{i % 40 + 1}{rng.choice(['小学', '中学', '幼儿园'])}"
                              if rng.random() < 0.6 else f"赛罕区{s}社区卫生服务中心")
             elif a == "1":
-                names.append(f"呼和浩特市赛罕区{rng.choice(['民政局', '教育局', '卫生健康委员会', '城市管理局', '住房和城乡建设局'])}")
+                bureau = rng.choice(["民政局", "教育局", "卫生健康委员会", "城市管理局", "住房和城乡建设局"])
+                names.append(f"呼和浩特市赛罕区{bureau}")
             elif a == "5":
                 names.append(f"呼和浩特市{s}培训学校")
             elif a == "N":

@@ -30,6 +30,7 @@ from datetime import date
 from pathlib import Path
 
 from shuzhi.delta import read_table, table_exists
+
 from .defects import ACTIONS, CORRECTED, FILE_LEVEL, FLAGGED, PERSISTENT, QUARANTINED
 
 # ---------------------------------------------------------------- mappings ----

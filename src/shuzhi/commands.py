@@ -279,8 +279,10 @@ def register(sub) -> None:
     p.set_defaults(fn=cmd_summary)
     p = sub.add_parser("export", help="CSV for the office (UTF-8 with BOM): the conflicts register or the quarantine")
     kinds = p.add_subparsers(dest="what", required=True)
-    for what, help_ in (("conflicts", "the conflicts register (gold.conflicts), identity numbers masked"),
-                        ("quarantine", "ingest + clean quarantine, and <out stem>_summary.csv (by night, source, reason)")):
+    for what, help_ in (
+        ("conflicts", "the conflicts register (gold.conflicts), identity numbers masked"),
+        ("quarantine", "ingest + clean quarantine, and <out stem>_summary.csv (by night, source, reason)"),
+    ):
         k = kinds.add_parser(what, help=help_)
         k.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (replaced atomically)")
         k.add_argument("--night", metavar="D", help="batch date YYYY-MM-DD" + (" (conflicts first seen by then)"

@@ -148,11 +148,21 @@ def read_table(spark, path: Path | str):
     return spark.read.format("delta").load(str(path))
 
 
-def merge_table(df, path: Path | str, *, keys: Sequence[str], update_when: str | None = None,
-                update_set: dict[str, str] | None = None, insert: bool = True, when_not_matched_by_source: tuple[str | None, dict[str, str]] | None = None,
-                txn: tuple[str, int] | None = None, partition_by: Sequence[str] = (),
-                stats_columns: Iterable[str] | None = None, comment: str | None = None,
-                deletion_vectors: bool = False) -> WriteResult:
+def merge_table(
+    df,
+    path: Path | str,
+    *,
+    keys: Sequence[str],
+    update_when: str | None = None,
+    update_set: dict[str, str] | None = None,
+    insert: bool = True,
+    when_not_matched_by_source: tuple[str | None, dict[str, str]] | None = None,
+    txn: tuple[str, int] | None = None,
+    partition_by: Sequence[str] = (),
+    stats_columns: Iterable[str] | None = None,
+    comment: str | None = None,
+    deletion_vectors: bool = False,
+) -> WriteResult:
     """``MERGE`` ``df`` (alias ``s``) into the Delta table at ``path`` (alias ``t``) on ``keys``.
 
     Matched rows are updated with all columns (or ``update_set``) when ``update_when`` holds; new keys

@@ -97,8 +97,15 @@ def bronze_baseline(entity: Entity) -> list[Expectation]:
                          f"{f.name} uses code list {el.code_list} (labels are corrected in the clean stage)",
                          column=f.name, value_set=sorted(cat.code_list(el.code_list).codes)))
         if el.pattern:
-            ex.append(_e("expect_column_values_to_match_regex", "warning", f"{f.name} follows {el.standard or el.pattern}",
-                         column=f.name, regex=el.pattern))
+            ex.append(
+                _e(
+                    "expect_column_values_to_match_regex",
+                    "warning",
+                    f"{f.name} follows {el.standard or el.pattern}",
+                    column=f.name,
+                    regex=el.pattern,
+                )
+            )
     ex.append(_e("expect_column_values_to_be_unique", "warning", "a record id once per delivery (duplicates are "
                  "resolved by the clean stage)", column=entity.record_id))
     return ex
@@ -106,14 +113,33 @@ def bronze_baseline(entity: Entity) -> list[Expectation]:
 
 def quarantine_baseline() -> list[Expectation]:
     return [
-        _e("expect_column_values_to_be_in_set", "critical", "every quarantined record has a known reason code",
-           column="reason_code", value_set=sorted(INGEST_CODES)),
+        _e(
+            "expect_column_values_to_be_in_set",
+            "critical",
+            "every quarantined record has a known reason code",
+            column="reason_code",
+            value_set=sorted(INGEST_CODES),
+        ),
         _e("expect_column_values_to_not_be_null", "critical", "the raw record is kept", column="raw_record_enc"),
-        _e("expect_column_values_to_be_of_type", "critical", "raw text is encrypted", column="raw_record_enc",
-           type_="BinaryType"),
-        _e("expect_column_values_to_not_be_null", "critical", "each quarantined record names its place", column="locator"),
-        _e("expect_compound_columns_to_be_unique", "critical", "one row per malformed record",
-           column_list=["_source", "_file", "_row"]),
+        _e(
+            "expect_column_values_to_be_of_type",
+            "critical",
+            "raw text is encrypted",
+            column="raw_record_enc",
+            type_="BinaryType",
+        ),
+        _e(
+            "expect_column_values_to_not_be_null",
+            "critical",
+            "each quarantined record names its place",
+            column="locator",
+        ),
+        _e(
+            "expect_compound_columns_to_be_unique",
+            "critical",
+            "one row per malformed record",
+            column_list=["_source", "_file", "_row"],
+        ),
     ]
 
 
@@ -381,9 +407,12 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
         prior = (read_table(spark, results_path)
                  .filter((F.col("suite") == suite_name) & (F.col("batch_date") == F.lit(date.fromisoformat(batch_date)))
                          & F.col("txn_id").endswith(f":{fp}")))
-        later = (read_table(spark, results_path).filter((F.col("suite") == suite_name)
-                                                         & (F.col("batch_date") > F.lit(date.fromisoformat(batch_date))))
-                 .limit(1).count())
+        later = (
+            read_table(spark, results_path)
+            .filter((F.col("suite") == suite_name) & (F.col("batch_date") > F.lit(date.fromisoformat(batch_date))))
+            .limit(1)
+            .count()
+        )
         latest = prior.agg(F.max("evaluated_at")).collect()[0][0] if later else None
         if latest is not None:
             rows = prior.filter(F.col("evaluated_at") == latest).collect()

@@ -185,7 +185,9 @@ def _load_manifest(mpath: Path, label: str) -> tuple[dict, bytes]:
         m = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-        raise DeliveryRejected("MANIFEST_UNPARSABLE", f"{label}: manifest.json is not valid UTF-8 JSON ({why})") from None
+        raise DeliveryRejected(
+            "MANIFEST_UNPARSABLE", f"{label}: manifest.json is not valid UTF-8 JSON ({why})"
+        ) from None
     errors = sorted(_validator().iter_errors(m), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         e = errors[0]
@@ -219,8 +221,11 @@ def verify_delivery(landing: Path, source: str, batch_date: str, *, today: date 
         raise DeliveryRejected("MANIFEST_MISSING", f"{label}: no manifest.json in {ddir}") from None
     m, raw = _load_manifest(mpath, label)
     if m["source"] != source or m["batch_date"] != batch_date:
-        raise DeliveryRejected("MANIFEST_MISMATCH", f"{label}: manifest names source={m['source']!r} "
-                                                    f"batch_date={m['batch_date']!r}, its folder is {source}/{batch_date}")
+        raise DeliveryRejected(
+            "MANIFEST_MISMATCH",
+            f"{label}: manifest names source={m['source']!r} "
+            f"batch_date={m['batch_date']!r}, its folder is {source}/{batch_date}",
+        )
     entries = m["files"]
     if not entries and m["kind"] == "full":
         raise DeliveryRejected("DELIVERY_EMPTY", f"{label}: a full delivery (a complete snapshot) lists no file")
@@ -242,8 +247,9 @@ def _check_listing(entries: list[dict], source: str, batch_date: str, label: str
     for i, f in enumerate(entries):
         name, ent = f["name"], f["entity"]
         if name in seen_names:
-            raise DeliveryRejected("FILE_LISTED_TWICE", f"{label}: manifest lists {name} twice (files[{seen_names[name]}] "
-                                                        f"and files[{i}])")
+            raise DeliveryRejected(
+                "FILE_LISTED_TWICE", f"{label}: manifest lists {name} twice (files[{seen_names[name]}] and files[{i}])"
+            )
         seen_names[name] = i
         if ent not in entities:
             raise DeliveryRejected("UNKNOWN_ENTITY", f"{label}: files[{i}] {name}: entity {ent!r} is not one of "
@@ -352,8 +358,11 @@ def _check_csv(scan: FileScan, entity: Entity, encoding: str, where: str, notes:
         unknown = [c for c in found if c not in expected]
         dup = sorted({c for c in found if found.count(c) > 1})
         if missing or unknown or dup:
-            parts = ([f"missing {','.join(missing)}"] if missing else []) + \
-                    ([f"unknown {','.join(unknown)}"] if unknown else []) + ([f"repeated {','.join(dup)}"] if dup else [])
+            parts = (
+                ([f"missing {','.join(missing)}"] if missing else [])
+                + ([f"unknown {','.join(unknown)}"] if unknown else [])
+                + ([f"repeated {','.join(dup)}"] if dup else [])
+            )
             raise DeliveryRejected("HEADER_MISMATCH", f"{where}: header {'; '.join(parts)} — found "
                                                       f"{','.join(found)[:300]}; expected {','.join(expected)}")
         notes.append(f"columns in another order than SPEC's, read by name: {','.join(found)}")
@@ -401,7 +410,9 @@ def _arrow_type_ok(t, want: str) -> bool:
     if want == "date":
         return pa.types.is_date32(t)
     if want == "timestamp":
-        return pa.types.is_timestamp(t) and t.unit in ("ms", "us") and (t.tz or "").upper() in ("UTC", "+00:00", "ETC/UTC")
+        return (
+            pa.types.is_timestamp(t) and t.unit in ("ms", "us") and (t.tz or "").upper() in ("UTC", "+00:00", "ETC/UTC")
+        )
     if want == "decimal(12,2)":
         return pa.types.is_decimal(t) and (t.precision, t.scale) == (12, 2)
     return False
@@ -412,13 +423,17 @@ def _check_parquet(path: Path, entity: Entity, where: str) -> None:
     try:
         schema = pq.read_schema(path)
     except Exception as exc:
-        raise DeliveryRejected("PARQUET_UNREADABLE", f"{where}: not a readable Parquet file ({str(exc)[:160]})") from None
+        raise DeliveryRejected(
+            "PARQUET_UNREADABLE", f"{where}: not a readable Parquet file ({str(exc)[:160]})"
+        ) from None
     found = list(schema.names)
     expected = entity.field_names
     missing = [c for c in expected if c not in found]
     unknown = [c for c in found if c not in expected]
     if missing or unknown or len(set(found)) != len(found):
-        parts = ([f"missing {','.join(missing)}"] if missing else []) + ([f"unknown {','.join(unknown)}"] if unknown else [])
+        parts = ([f"missing {','.join(missing)}"] if missing else []) + (
+            [f"unknown {','.join(unknown)}"] if unknown else []
+        )
         raise DeliveryRejected("HEADER_MISMATCH", f"{where}: Parquet columns {'; '.join(parts) or 'repeated'} — found "
                                                   f"{','.join(found)[:300]}; expected {','.join(expected)}")
     for f in entity.fields:

@@ -78,7 +78,9 @@ def with_hidden_records(spark: SparkSession, df: DataFrame, dfile: DeliveryFile)
     empty = spark.createDataFrame([(int(v),) for v in dfile.hidden], "_row long")
     for c in df.columns:
         if c != "_row":
-            empty = empty.withColumn(c, (F.lit("<resident/>") if c == CORRUPT else F.lit(None)).cast(df.schema[c].dataType))
+            empty = empty.withColumn(
+                c, (F.lit("<resident/>") if c == CORRUPT else F.lit(None)).cast(df.schema[c].dataType)
+            )
     return shifted.unionByName(empty.select(*df.columns))
 
 

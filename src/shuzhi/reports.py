@@ -37,7 +37,9 @@ def night_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
             s["balanced"] &= bool(r["balanced"])
             if r["actual_encoding"] and r["declared_encoding"] and r["actual_encoding"] != r["declared_encoding"]:
                 s["encodings"].add(f"{r['file']}: {r['declared_encoding']}→{r['actual_encoding']}")
-        for r in led.filter(F.col("status") == "rejected").select("source", "batch_date", "reason_code").distinct().collect():
+        for r in (
+            led.filter(F.col("status") == "rejected").select("source", "batch_date", "reason_code").distinct().collect()
+        ):
             out[r["batch_date"].isoformat()][r["source"]]["rejected"].append(r["reason_code"])
     q_path = settings.table_path("bronze", "quarantine")
     if table_exists(spark, q_path):
@@ -47,9 +49,14 @@ def night_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
     if table_exists(spark, g_path):
         g = read_table(spark, g_path)
         latest = g.groupBy("table", "batch_date").agg(F.max_by("gate_run_id", "evaluated_at").alias("gate_run_id"))
-        per_run = (g.join(latest, ["table", "batch_date", "gate_run_id"]).groupBy("table", "batch_date")
-                   .agg(F.sum(F.when(~F.col("success") & (F.col("severity") == "critical"), 1).otherwise(0)).alias("crit"),
-                        F.sum(F.when(~F.col("success") & (F.col("severity") == "warning"), 1).otherwise(0)).alias("warn")))
+        per_run = (
+            g.join(latest, ["table", "batch_date", "gate_run_id"])
+            .groupBy("table", "batch_date")
+            .agg(
+                F.sum(F.when(~F.col("success") & (F.col("severity") == "critical"), 1).otherwise(0)).alias("crit"),
+                F.sum(F.when(~F.col("success") & (F.col("severity") == "warning"), 1).otherwise(0)).alias("warn"),
+            )
+        )
 
         source_of = {f"bronze.{e.table_name}": e.source for e in catalog().entities()}
         for r in per_run.collect():
@@ -68,7 +75,16 @@ def render_summary(summary: dict, settings: Settings, console=None) -> None:
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     for night, sources in summary.items():
         t = Table(title=f"batch {night}", title_justify="left")
-        for col in ("source", "kind", "delivered", "loaded", "quarantined (by reason)", "rejected", "gates p/w/f", "notes"):
+        for col in (
+            "source",
+            "kind",
+            "delivered",
+            "loaded",
+            "quarantined (by reason)",
+            "rejected",
+            "gates p/w/f",
+            "notes",
+        ):
             t.add_column(col, justify="right" if col in ("delivered", "loaded") else "left")
         for src, s in sorted(sources.items()):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["reasons"].items())) or "0"

@@ -1,8 +1,8 @@
 """The rule engine's catalogue: ``conf/rules.yaml`` as typed objects.
 
-Detectors live in code (``shuzhi.cleaning`` for the clean stage, ``shuzhi.stages.conflicts`` for
-cross-verification; the theme tables' tags in ``shuzhi.stages.themes``), keyed by rule id; this catalogue decides whether a rule runs, what it does
-and how severe it is, and carries its published descriptions::
+Detectors live in code (``shuzhi.stages.silver`` for the clean stage, ``shuzhi.stages.conflicts``
+for cross-verification; the theme tables' tags in ``shuzhi.stages.themes``), keyed by rule id;
+this catalogue decides whether a rule runs, what it does and how severe it is, and carries its published descriptions::
 
     >>> r = load_rules()["ID_CHECK"]
     >>> r.stage, r.action, r.severity

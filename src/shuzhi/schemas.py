@@ -205,7 +205,9 @@ def catalog(folder: Path = SCHEMAS_DIR) -> Catalog:
             fields = []
             for f in e["fields"]:
                 if f["element"] not in elements:
-                    raise ValueError(f"schemas/feeds.yaml: {sname}.{ename}.{f['name']}: unknown element {f['element']!r}")
+                    raise ValueError(
+                        f"schemas/feeds.yaml: {sname}.{ename}.{f['name']}: unknown element {f['element']!r}"
+                    )
                 el = elements[f["element"]]
                 fields.append(Field(name=f["name"], element=el, sensitivity=f.get("sensitivity", el.sensitivity),
                                     nullable=f.get("nullable", True), form=f.get("form"),

@@ -31,43 +31,72 @@ INGEST_CODES = ("CSV_TOO_FEW_FIELDS", "CSV_TOO_MANY_FIELDS", "CSV_MALFORMED", "J
 # Whole-delivery rejections (ops.deliveries reason_code): nothing of the delivery is loaded.
 # code: (English, Chinese). The README lists them; tests/test_contract.py plants each one.
 REJECTION_REASONS = {
-    "MANIFEST_MISSING": ("no manifest.json in the delivery folder (it is written last: delivery incomplete)",
-                         "交付目录中没有manifest.json（交付未完成）"),
-    "MANIFEST_UNPARSABLE": ("manifest.json is not UTF-8 JSON (or nested too deep, or too large)",
-                            "manifest.json不是可解析的UTF-8 JSON"),
-    "MANIFEST_INVALID": ("manifest.json breaks schemas/manifest.schema.json (a key missing, a wrong type or range)",
-                         "manifest.json不符合清单规范（缺少字段、类型或取值范围错误）"),
-    "MANIFEST_MISMATCH": ("the manifest names another source or batch date than its folder",
-                          "清单中的部门或批次日期与所在目录不一致"),
-    "BATCH_DATE_INVALID": ("the batch-date folder is not a real date written YYYY-MM-DD",
-                           "批次日期目录名不是YYYY-MM-DD格式的有效日期"),
+    "MANIFEST_MISSING": (
+        "no manifest.json in the delivery folder (it is written last: delivery incomplete)",
+        "交付目录中没有manifest.json（交付未完成）",
+    ),
+    "MANIFEST_UNPARSABLE": (
+        "manifest.json is not UTF-8 JSON (or nested too deep, or too large)",
+        "manifest.json不是可解析的UTF-8 JSON",
+    ),
+    "MANIFEST_INVALID": (
+        "manifest.json breaks schemas/manifest.schema.json (a key missing, a wrong type or range)",
+        "manifest.json不符合清单规范（缺少字段、类型或取值范围错误）",
+    ),
+    "MANIFEST_MISMATCH": (
+        "the manifest names another source or batch date than its folder",
+        "清单中的部门或批次日期与所在目录不一致",
+    ),
+    "BATCH_DATE_INVALID": (
+        "the batch-date folder is not a real date written YYYY-MM-DD",
+        "批次日期目录名不是YYYY-MM-DD格式的有效日期",
+    ),
     "BATCH_DATE_FUTURE": ("the delivery is dated after today", "交付的批次日期晚于今天"),
     "DELIVERY_EMPTY": ("a full delivery that lists no file", "全量交付未列出任何文件"),
-    "FILE_NAME_INVALID": ("a listed file name is not the SPEC's name for its entity and batch date",
-                          "文件名不是接口规范规定的名称"),
+    "FILE_NAME_INVALID": (
+        "a listed file name is not the SPEC's name for its entity and batch date",
+        "文件名不是接口规范规定的名称",
+    ),
     "FILE_LISTED_TWICE": ("the manifest lists one file more than once", "清单重复列出同一文件"),
-    "ENTITY_LISTED_TWICE": ("the manifest lists two files for one entity (SPEC: one file an entity)",
-                            "清单为同一实体列出了两个文件"),
+    "ENTITY_LISTED_TWICE": (
+        "the manifest lists two files for one entity (SPEC: one file an entity)",
+        "清单为同一实体列出了两个文件",
+    ),
     "UNKNOWN_ENTITY": ("a listed entity is not one of the source's entities", "清单中的实体不属于该部门"),
-    "ENCODING_INVALID": ("the declared encoding is not one the SPEC allows for the format", "声明的字符编码不被接口规范允许"),
-    "ENCODING_MISMATCH": ("the bytes are in no encoding the SPEC allows (UTF-16, NUL bytes, invalid UTF-8/GB18030)",
-                          "文件字节不是接口规范允许的编码"),
-    "UNSAFE_PATH": ("a symlink or non-regular file in the delivery, or a path outside the landing root",
-                    "交付中含符号链接、非普通文件或落地区之外的路径"),
+    "ENCODING_INVALID": (
+        "the declared encoding is not one the SPEC allows for the format",
+        "声明的字符编码不被接口规范允许",
+    ),
+    "ENCODING_MISMATCH": (
+        "the bytes are in no encoding the SPEC allows (UTF-16, NUL bytes, invalid UTF-8/GB18030)",
+        "文件字节不是接口规范允许的编码",
+    ),
+    "UNSAFE_PATH": (
+        "a symlink or non-regular file in the delivery, or a path outside the landing root",
+        "交付中含符号链接、非普通文件或落地区之外的路径",
+    ),
     "FILE_MISSING": ("the manifest names a file that is not in the folder", "清单列出的文件不存在"),
     "SHA256_MISMATCH": ("a file's bytes do not hash to the manifest's sha256", "文件的SHA-256与清单不符"),
-    "ROW_COUNT_MISMATCH": ("a file holds another number of records than the manifest says (counting rule: README)",
-                           "文件记录数与清单不符"),
-    "HEADER_MISMATCH": ("a CSV header or Parquet column set is not the SPEC's (missing, renamed or unknown column)",
-                        "CSV表头或Parquet列与接口规范不符（缺列、改名或多列）"),
+    "ROW_COUNT_MISMATCH": (
+        "a file holds another number of records than the manifest says (counting rule: README)",
+        "文件记录数与清单不符",
+    ),
+    "HEADER_MISMATCH": (
+        "a CSV header or Parquet column set is not the SPEC's (missing, renamed or unknown column)",
+        "CSV表头或Parquet列与接口规范不符（缺列、改名或多列）",
+    ),
     "COLUMN_TYPE_MISMATCH": ("a Parquet column has another type than the SPEC's", "Parquet列类型与接口规范不符"),
     "FIELD_MISSING": ("a required JSON key or XML element is absent from every record", "所有记录都缺少必填字段"),
-    "PARQUET_UNREADABLE": ("the file is not a readable Parquet file (corrupt footer, not Parquet)",
-                           "文件不是可读取的Parquet文件"),
+    "PARQUET_UNREADABLE": (
+        "the file is not a readable Parquet file (corrupt footer, not Parquet)",
+        "文件不是可读取的Parquet文件",
+    ),
     "JSON_NOT_LINES": ("a JSON Lines line holds a JSON array, not one object", "JSON Lines的某行是数组而不是单个对象"),
     "LINE_END_INVALID": ("a lone CR line end in a CSV file whose quoted fields span lines", "CSV中出现孤立的CR换行"),
-    "XML_DOCTYPE": ("the XML file declares a DOCTYPE (entity expansion and external entities are refused)",
-                    "XML文件含DOCTYPE声明（拒绝实体展开和外部实体）"),
+    "XML_DOCTYPE": (
+        "the XML file declares a DOCTYPE (entity expansion and external entities are refused)",
+        "XML文件含DOCTYPE声明（拒绝实体展开和外部实体）",
+    ),
 }
 
 
@@ -116,8 +145,11 @@ def filter_well_formed(raw_df: DataFrame, entity: Entity) -> DataFrame:
 def filter_malformed(raw_df: DataFrame, entity: Entity) -> DataFrame:
     """Records bronze cannot hold, with their raw text (a parsed record without its id: as JSON)."""
     raw_text = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n in entity.field_names])))
-    return raw_df.filter(~is_loadable(entity)).withColumn("__parsed", F.col(CORRUPT).isNull() | (F.col(CORRUPT) == "<resident/>")) \
+    return (
+        raw_df.filter(~is_loadable(entity))
+        .withColumn("__parsed", F.col(CORRUPT).isNull() | (F.col(CORRUPT) == "<resident/>"))
         .withColumn(CORRUPT, raw_text)
+    )
 
 
 def csv_field_count(raw_col):

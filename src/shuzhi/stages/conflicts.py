@@ -152,22 +152,42 @@ def deaths(s: dict[str, DataFrame], order: tuple[str, ...]) -> DataFrame | None:
     """Per person token: death date by source precedence, and the records that record the death."""
     parts = []
     if "pop" in s:
-        parts.append(s["pop"].filter(F.col("person_status") == "1").select(
-            "tok", F.lit("police").alias("src"), F.col("deregistration_date").alias("death"), ref("police_population").alias("ref")))
+        parts.append(
+            s["pop"]
+            .filter(F.col("person_status") == "1")
+            .select(
+                "tok",
+                F.lit("police").alias("src"),
+                F.col("deregistration_date").alias("death"),
+                ref("police_population").alias("ref"),
+            )
+        )
     if "ca" in s:
         parts.append(s["ca"].filter(F.col("death_date").isNotNull()).select(
             "tok", F.lit("civil_affairs").alias("src"), F.col("death_date").alias("death"),
             ref("civil_affairs_assistance").alias("ref")))
     if "hl" in s:
-        parts.append(s["hl"].filter(F.col("death_date").isNotNull()).select(
-            "tok", F.lit("health").alias("src"), F.col("death_date").alias("death"), ref("health_residents").alias("ref")))
+        parts.append(
+            s["hl"]
+            .filter(F.col("death_date").isNotNull())
+            .select(
+                "tok",
+                F.lit("health").alias("src"),
+                F.col("death_date").alias("death"),
+                ref("health_residents").alias("ref"),
+            )
+        )
     if not parts:
         return None
     d = union_all(parts).toDF("tok", "src", "death", "ref").filter(F.col("tok").isNotNull())
     rank = F.coalesce(*[F.when(F.col("src") == src, F.lit(i)) for i, src in enumerate(order)], F.lit(99))
     agg = d.groupBy("tok").agg(
-        F.sort_array(F.collect_list(F.struct(rank.alias("r"), F.col("death").alias("death"))))[0]["death"].alias("death"),
-        F.sort_array(F.collect_set("ref")).alias("death_refs"), F.sort_array(F.collect_set("src")).alias("death_srcs"))
+        F.sort_array(F.collect_list(F.struct(rank.alias("r"), F.col("death").alias("death"))))[0]["death"].alias(
+            "death"
+        ),
+        F.sort_array(F.collect_set("ref")).alias("death_refs"),
+        F.sort_array(F.collect_set("src")).alias("death_srcs"),
+    )
     return agg.filter(F.col("death").isNotNull())
 
 
@@ -341,8 +361,11 @@ def x_dup_person(s, batch_date: date, p: VerifyParams, pending: DataFrame | None
             continue
         df = s[key].filter(F.col("tok").isNotNull())
         w = Window.partitionBy("tok").orderBy(F.col("updated_at").desc(), F.col("record_id").desc())
-        ranked = df.withColumn("__n", F.row_number().over(w)).withColumn(
-            "__primary", F.first(ref(table)).over(w)).withColumn("__count", F.count("*").over(Window.partitionBy("tok")))
+        ranked = (
+            df.withColumn("__n", F.row_number().over(w))
+            .withColumn("__primary", F.first(ref(table)).over(w))
+            .withColumn("__count", F.count("*").over(Window.partitionBy("tok")))
+        )
         dup = ranked.filter((F.col("__count") > 1) & (F.col("__n") > 1))
         out.append(_finding(dup, "X_DUP_PERSON", ref(table), F.array(F.lit(src)),
                             F.array(ref(table), F.col("__primary")), F.col("tok"), F.col("id_enc"),

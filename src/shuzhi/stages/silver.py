@@ -200,9 +200,15 @@ def std_date(f: Field, raw: Column, batch_date: date) -> Std:
     s = F.col(sc)
     pre.append((_tmp(f, "c"), F.regexp_extract(s, r"^(\d{4})(\d{2})(\d{2})$", 0) != ""))
     compact = F.col(_tmp(f, "c"))
-    y = F.when(compact, F.substring(s, 1, 4)).otherwise(F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 1))
-    m = F.when(compact, F.substring(s, 5, 2)).otherwise(F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 2))
-    d = F.when(compact, F.substring(s, 7, 2)).otherwise(F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 3))
+    y = F.when(compact, F.substring(s, 1, 4)).otherwise(
+        F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 1)
+    )
+    m = F.when(compact, F.substring(s, 5, 2)).otherwise(
+        F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 2)
+    )
+    d = F.when(compact, F.substring(s, 7, 2)).otherwise(
+        F.regexp_extract(s, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", 3)
+    )
     pre.append((_tmp(f, "canon"), F.when(y != "", F.concat(y, F.lit("-"), F.lpad(m, 2, "0"), F.lit("-"),
                                                              F.lpad(d, 2, "0")))))
     pre.append((_tmp(f, "d"), _strict_date(F.col(_tmp(f, "canon")), "yyyy-MM-dd")))
@@ -221,8 +227,12 @@ def std_timestamp(f: Field, raw: Column, dtype: T.DataType) -> Std:
     s = _blank_to_null(raw.cast("string"))
     pre = [(_tmp(f, "t"), F.try_to_timestamp(s, F.lit(f.form or "yyyy-MM-dd HH:mm:ss")))]
     value = F.col(_tmp(f, "t"))
-    return Std(value, [("TIME_INVALID", raw.isNotNull() & (F.trim(raw) != "") & value.isNull(), "unreadable timestamp")],
-               {}, pre)
+    return Std(
+        value,
+        [("TIME_INVALID", raw.isNotNull() & (F.trim(raw) != "") & value.isNull(), "unreadable timestamp")],
+        {},
+        pre,
+    )
 
 
 def std_phone(f: Field, raw: Column) -> Std:
@@ -417,7 +427,9 @@ def dedupe(ok: DataFrame) -> tuple[DataFrame, DataFrame]:
     """(survivors, superseded) among one night's usable records: exact duplicates collapse onto the
     first line; of the versions of a record id the latest update time wins, then the later line."""
     cols = ["_source", "_entity", "_batch_date", "_file", "_row", "record_id"]
-    ranked = ok.withColumn("__exact", F.row_number().over(Window.partitionBy("record_id", "_content_hmac").orderBy("_row")))
+    ranked = ok.withColumn(
+        "__exact", F.row_number().over(Window.partitionBy("record_id", "_content_hmac").orderBy("_row"))
+    )
     firsts = ranked.filter(F.col("__exact") == 1).drop("__exact")
     firsts = firsts.withColumn("__ver", F.row_number().over(Window.partitionBy("record_id").orderBy(
         F.col("updated_at").desc_nulls_last(), F.col("_row").desc())))
@@ -439,11 +451,13 @@ def classify_against_silver(survivors: DataFrame, current: DataFrame | None) -> 
                          F.col("_content_hmac").alias("__cur_h"), F.col("_delivery_id").alias("__cur_d"),
                          F.col("_row").alias("__cur_row"))
     j = survivors.join(cur, survivors["record_id"] == cur["__rid"], "left")
-    state = (F.when(F.col("__rid").isNull(), "new")
-             .when((F.col("__cur_d") == F.col("_delivery_id")) & (F.col("__cur_row") == F.col("_row")), "ours")
-             .when(F.col("updated_at") > F.col("__cur_upd"), "newer")
-             .when((F.col("updated_at") == F.col("__cur_upd")) & (F.col("_content_hmac") == F.col("__cur_h")), "unchanged")
-             .otherwise("stale"))
+    state = (
+        F.when(F.col("__rid").isNull(), "new")
+        .when((F.col("__cur_d") == F.col("_delivery_id")) & (F.col("__cur_row") == F.col("_row")), "ours")
+        .when(F.col("updated_at") > F.col("__cur_upd"), "newer")
+        .when((F.col("updated_at") == F.col("__cur_upd")) & (F.col("_content_hmac") == F.col("__cur_h")), "unchanged")
+        .otherwise("stale")
+    )
     return j.withColumn("__state", state).drop("__rid", "__cur_upd", "__cur_h", "__cur_d", "__cur_row")
 
 

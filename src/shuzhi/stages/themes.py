@@ -26,12 +26,24 @@ def person_theme(s, conflicts: DataFrame, batch_date: date, p: VerifyParams) -> 
         if k not in s:
             continue
         df = s[k].filter(F.col("tok").isNotNull())
-        parts.append(df.select(
-            "tok", F.lit(src).alias("src"), F.lit(order.index(src)).alias("rank"), "updated_at",
-            F.struct(F.col("id_enc"), F.col("name"), F.col("name__mtok"),
-                     (F.col("birth_date") if "birth_date" in df.columns else F.col("citizen_id__birth")).alias("birth_date"),
-                     (F.col("sex") if "sex" in df.columns else F.lit(None).cast("string")).alias("sex")).alias("ident"),
-            ref(PERSON_SOURCES[src]).alias("ref")))
+        parts.append(
+            df.select(
+                "tok",
+                F.lit(src).alias("src"),
+                F.lit(order.index(src)).alias("rank"),
+                "updated_at",
+                F.struct(
+                    F.col("id_enc"),
+                    F.col("name"),
+                    F.col("name__mtok"),
+                    (F.col("birth_date") if "birth_date" in df.columns else F.col("citizen_id__birth")).alias(
+                        "birth_date"
+                    ),
+                    (F.col("sex") if "sex" in df.columns else F.lit(None).cast("string")).alias("sex"),
+                ).alias("ident"),
+                ref(PERSON_SOURCES[src]).alias("ref"),
+            )
+        )
     allrec = union_all(parts)
     w = Window.partitionBy("tok").orderBy("rank", F.col("updated_at").desc())
     best = allrec.withColumn("__n", F.row_number().over(w)).filter(F.col("__n") == 1).select("tok", "ident")
@@ -87,12 +99,25 @@ def person_theme(s, conflicts: DataFrame, batch_date: date, p: VerifyParams) -> 
         F.when(F.col("person_status") == "2", "moved_out"),
         F.when(F.coalesce(F.col("open_conflicts"), F.lit(0)) > 0, "has_open_conflicts")), lambda x: x.isNotNull())
     return g.select(
-        F.col("tok").alias("person_token"), F.col("ident.id_enc").alias("citizen_id"), F.col("ident.name").alias("name"),
-        F.col("ident.name__mtok").alias("name__mtok"), F.col("ident.sex").alias("sex"), birth.alias("birth_date"),
-        F.col("ethnicity"), F.col("person_status"), deceased.alias("deceased"),
-        (F.col("person_status") == "2").alias("moved_out"), "house_code", "household_id", "community_code", "sources",
-        "record_refs", F.coalesce(F.col("open_conflicts"), F.lit(0)).alias("open_conflicts"), tags.alias("tags"),
-        F.lit(batch_date).alias("_as_of"))
+        F.col("tok").alias("person_token"),
+        F.col("ident.id_enc").alias("citizen_id"),
+        F.col("ident.name").alias("name"),
+        F.col("ident.name__mtok").alias("name__mtok"),
+        F.col("ident.sex").alias("sex"),
+        birth.alias("birth_date"),
+        F.col("ethnicity"),
+        F.col("person_status"),
+        deceased.alias("deceased"),
+        (F.col("person_status") == "2").alias("moved_out"),
+        "house_code",
+        "household_id",
+        "community_code",
+        "sources",
+        "record_refs",
+        F.coalesce(F.col("open_conflicts"), F.lit(0)).alias("open_conflicts"),
+        tags.alias("tags"),
+        F.lit(batch_date).alias("_as_of"),
+    )
 
 
 def house_theme(s, batch_date: date) -> DataFrame:
@@ -128,10 +153,20 @@ def event_theme(s, person: DataFrame, house: DataFrame | None, batch_date: date)
         e = e.withColumn("house_code", F.lit(None).cast("string"))
     tags = F.filter(F.array(F.when(F.col("handling_status") == "1", "open_case"),
                             F.when(F.col("incident_category") == "06", "domestic")), lambda x: x.isNotNull())
-    return e.select("record_id", "incident_number", "report_time", "incident_category", "handling_status",
-                    "community_code", "address", "house_code", F.coalesce("person_tokens", F.array().cast("array<string>"))
-                    .alias("person_tokens"), F.coalesce("persons_linked", F.lit(0)).cast("long").alias("persons_linked"),
-                    tags.alias("tags"), F.lit(batch_date).alias("_as_of"))
+    return e.select(
+        "record_id",
+        "incident_number",
+        "report_time",
+        "incident_category",
+        "handling_status",
+        "community_code",
+        "address",
+        "house_code",
+        F.coalesce("person_tokens", F.array().cast("array<string>")).alias("person_tokens"),
+        F.coalesce("persons_linked", F.lit(0)).cast("long").alias("persons_linked"),
+        tags.alias("tags"),
+        F.lit(batch_date).alias("_as_of"),
+    )
 
 
 def organisation_theme(s, batch_date: date) -> DataFrame:
