@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from conftest import LIFECYCLE_START as START
 from conftest import killed_midway
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import functions as F
 
 from jobs import destroy
@@ -30,8 +31,8 @@ RUN_LOGS = {("ops", "job_runs"), ("ops", "access_log")}    # a re-run records it
 
 def versions(spark, s):
     """Delta version of every table but the two that log runs and reads."""
-    return {f"{l}.{n}": table_version(spark, s.table_path(l, n)) for l, n in lake_tables(s.lake)
-            if (l, n) not in RUN_LOGS}
+    return {f"{layer}.{n}": table_version(spark, s.table_path(layer, n)) for layer, n in lake_tables(s.lake)
+            if (layer, n) not in RUN_LOGS}
 
 
 def people(spark, s, kr):
@@ -91,7 +92,8 @@ def test_destroy_far_future_leaves_no_byte_of_the_destroyed(spark, lake):
     assert gone and all(v[2] is not None for v in gone.values()), "only deregistered persons may be fully gone"
     # holds: every open-conflict person still has all the records they had; open incidents remain
     assert held_rows(spark, lake, open_persons) == held_before
-    left = {r[0] for r in read_table(spark, lake.table_path("silver", "police_incidents")).select("record_id").collect()}
+    incidents = read_table(spark, lake.table_path("silver", "police_incidents"))
+    left = {r[0] for r in incidents.select("record_id").collect()}
     assert open_incidents <= left
     # the independent scan (ids, names and tokens the test took before destroying) finds nothing
     findings, files = scan_destroyed(lake.lake, ids={v[0] for v in gone.values()},
@@ -103,7 +105,9 @@ def test_destroy_far_future_leaves_no_byte_of_the_destroyed(spark, lake):
     assert again.status == "noop" and versions(spark, lake) == v1
     # no old version to travel back to: the first version of silver with data (1; 0 creates it) is gone
     pop = lake.table_path("silver", "police_population")
-    with pytest.raises(Exception):
+    # the log still names version 1's files, VACUUM removed them: reading them fails (Spark's
+    # SparkException, which PySpark does not convert: it arrives as py4j's Py4JJavaError)
+    with pytest.raises(Py4JJavaError, match=r"FAILED_READ_FILE\.FILE_NOT_EXIST"):
         # (collect, not count: Delta answers a count from the log's statistics without the files)
         spark.read.format("delta").option("versionAsOf", 1).load(str(pop)).select("record_id").collect()
 
