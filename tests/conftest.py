@@ -34,12 +34,27 @@ def settings(tmp_path, spark_settings) -> Settings:
     return s
 
 
+# JVM flags for a session of unit tests only (`make unit`): the client compiler alone and the serial
+# collector. Tiny frames never run long enough for the optimising compiler to pay for itself: it
+# roughly halves the JVM's CPU time of the unit layer. Sessions with spark/integration tests keep
+# the JVM's defaults (their jobs run long enough to want C2). Read by the JVM when it starts.
+UNIT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
 @pytest.fixture(scope="session")
-def spark(spark_settings, tmp_path_factory):
+def spark(spark_settings, tmp_path_factory, request):
     from shuzhi.spark import get_spark
 
+    unit_only = all(item.get_closest_marker("unit") is not None for item in request.session.items)
+    set_options = unit_only and "JAVA_TOOL_OPTIONS" not in os.environ
+    if set_options:
+        os.environ["JAVA_TOOL_OPTIONS"] = UNIT_JVM_OPTIONS
     s = Settings.load(home=tmp_path_factory.mktemp("sess"), spark=spark_settings)
-    session = get_spark(s, "shuzhi-tests")
+    try:
+        session = get_spark(s, "shuzhi-tests")
+    finally:
+        if set_options:
+            del os.environ["JAVA_TOOL_OPTIONS"]     # the JVM has read it; no child process inherits it
     yield session
     session.stop()
 
@@ -52,10 +67,11 @@ TINY_FRAMES = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled"
                "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tiny_spark(spark):
-    """The session's SparkSession set for tiny in-memory frames for one module (the unit layer), then
-    set back: no lake, no table, nothing on disk."""
+    """The session's SparkSession set for tiny in-memory frames for one test (the unit layer), then
+    set back — per test, not per module: a module may hold spark-layer tests too, which must run with
+    the session's own settings. No lake, no table, nothing on disk."""
     before = {k: spark.conf.get(k, None) for k in TINY_FRAMES}
     for k, v in TINY_FRAMES.items():
         spark.conf.set(k, v)

@@ -95,12 +95,12 @@ def read_csv(path):
 
 
 @pytest.mark.unit
-def test_mask_doctest_and_spark_mask_agree(spark):
+def test_mask_doctest_and_spark_mask_agree(tiny_spark):
     from pyspark.sql import functions as F
 
     assert doctest.testmod(exports).failed == 0
     values = [ID, ID2, "150105850302123", "12345", "1234", "ab", "", None]
-    got = spark.createDataFrame([(v,) for v in values], "v string").select(
+    got = tiny_spark.createDataFrame([(v,) for v in values], "v string").select(
         F.col("v"), exports.mask_citizen_id_col(F.col("v")).alias("m")).collect()
     assert {r["v"]: r["m"] for r in got} == {v: exports.mask_citizen_id(v) for v in values}
     assert set(INGEST_REASONS_ZH) == set(INGEST_REASONS)

@@ -23,8 +23,8 @@ from datetime import date
 import deliveries as dl
 import pyarrow.parquet as pq
 import pytest
+from frames import frame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from stdnum import numdb
 from test_clean import cid
 
@@ -72,40 +72,48 @@ def test_valid_region_window_edges():
 def _police_bronze(spark, keyring, rows):
     """A police population DataFrame as bronze holds it: the delivered text, L3/L4 fields encrypted."""
     entity = catalog().entity("police", "population")
-    schema = T.StructType([T.StructField(h, T.StringType()) for h in dl.POP_HEADER])
-    df = spark.createDataFrame(rows, schema)
+    df = frame(spark, rows, ", ".join(f"{h} string" for h in dl.POP_HEADER))
     return entity, df.select(*[encrypt(F.col(f.name), keyring).alias(f.name) if f.is_encrypted else F.col(f.name)
                                for f in entity.fields])
 
 
-def _clean_stage(spark, keyring, batch_date, rows) -> dict[str, tuple[set[str], str | None, bool]]:
+@pytest.fixture(scope="module")
+def regions(spark):
+    """The clean stage's GB/T 2260 table (python-stdnum's, 7,000 rows), built and cached once for the module."""
+    df = region_table(spark).cache()
+    df.count()
+    yield df
+    df.unpersist()
+
+
+def _clean_stage(spark, keyring, batch_date, rows, regions) -> dict[str, tuple[set[str], str | None, bool]]:
     """record id → (rule ids, quarantine rule id, citizen_id__valid) through the clean stage's standardise."""
     entity, bronze = _police_bronze(spark, keyring, rows)
-    out = standardise(bronze, entity, keyring, batch_date, region_table(spark), load_rules())
+    out = standardise(bronze, entity, keyring, batch_date, regions, load_rules())
     return {r["record_id"]: ({h["rule_id"] for h in r["_findings"]}, r["_quarantine"] and r["_quarantine"]["rule_id"],
                              r["citizen_id__valid"])
             for r in out.select("record_id", "_findings", "_quarantine", "citizen_id__valid").collect()}
 
 
 @pytest.mark.unit
-def test_clean_stage_region_rule_per_case(tiny_spark, memory_keyring):
+def test_clean_stage_region_rule_per_case(tiny_spark, memory_keyring, regions):
     for delivered in sorted({c[3] for c in CASES}):
         cases = [c for c in CASES if c[3] == delivered]
         rows = [dl.pop_row(f"C{k}", cid(code, ymd, f"{k:03d}"), "张三", CSRQ=ymd)
                 for k, (_, code, ymd, _, _) in enumerate(cases)]
-        got = _clean_stage(tiny_spark, memory_keyring, delivered, rows)
+        got = _clean_stage(tiny_spark, memory_keyring, delivered, rows, regions)
         for k, (case, _, _, _, wrong) in enumerate(cases):
             expected = ({"ID_REGION"}, "ID_REGION", False) if wrong else (set(), None, True)
             assert got[f"C{k}"] == expected, (case, delivered)
 
 
 @pytest.mark.unit
-def test_clean_stage_null_and_legacy_rows(tiny_spark, memory_keyring):
+def test_clean_stage_null_and_legacy_rows(tiny_spark, memory_keyring, regions):
     rows = [dl.pop_row("N1", None, "张三"),                                     # no number at all
             dl.pop_row("N2", "", "张三"),
             dl.pop_row("L1", "152621500101123", "张三", CSRQ="19500101"),      # 15 digits: 武川县, born 1950
             dl.pop_row("L2", "150120430615123", "张三", CSRQ="19430615")]      # 15 digits: 市区, gone in 1983
-    got = _clean_stage(tiny_spark, memory_keyring, "2026-11-27", rows)
+    got = _clean_stage(tiny_spark, memory_keyring, "2026-11-27", rows, regions)
     assert got == {"N1": ({"ID_EMPTY"}, "ID_EMPTY", False), "N2": ({"ID_EMPTY"}, "ID_EMPTY", False),
                    "L1": ({"ID_LEGACY_15"}, None, True), "L2": ({"ID_LEGACY_15", "ID_REGION"}, "ID_REGION", False)}
 
