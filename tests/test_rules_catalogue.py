@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shuzhi.rules import load_rules, parse_rules
+from shuzhi.rules import ingest_reasons, load_rules, load_tags, parse_rules
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,7 @@ def _raw() -> dict:
 
 def test_every_rule_has_only_declared_keys_and_string_descriptions():
     raw = _raw()
-    assert set(raw) == {"clean", "verify", "precedence"}
+    assert set(raw) == {"ingest", "clean", "verify", "precedence", "tags"}
     n = 0
     for stage in ("clean", "verify"):
         for rid, r in raw[stage].items():
@@ -37,9 +37,37 @@ def test_every_rule_has_only_declared_keys_and_string_descriptions():
                 assert text.count("(") == text.count(")") and text.count("（") == text.count("）"), (rid, text)
                 assert not text.rstrip().endswith((",", "(", "e.g.", "，")), (rid, text)
             n += 1
-    # every rule id written at the start of a line (read from the text, not the YAML) is a rule
+    # the ingest stage's reason codes: descriptions only, whole too
+    for code, r in raw["ingest"].items():
+        assert set(r) == {"zh", "en"}, code
+        for text in (r["zh"], r["en"]):
+            assert isinstance(text, str) and text.count("(") == text.count(")"), (code, text)
+            assert not text.rstrip().endswith((",", "(", "e.g.", "，")), (code, text)
+    assert {c: (r.zh, r.en) for c, r in ingest_reasons().items()} == {
+        c: (r["zh"], r["en"]) for c, r in raw["ingest"].items()}
+    # every rule id and reason code written at the start of a line (read from the text, not the
+    # YAML) is a rule or an ingest reason code
     ids = re.findall(r"^  ([A-Z][A-Z0-9_]+):", CATALOGUE.read_text(encoding="utf-8"), flags=re.M)
-    assert n == len(load_rules()) == len(ids) == len(set(ids)) == 37 and set(ids) == set(load_rules())
+    assert n == len(load_rules()) == 37 and len(ingest_reasons()) == 7
+    assert len(ids) == len(set(ids)) == 37 + 7 and set(ids) == set(load_rules()) | set(ingest_reasons())
+
+
+def test_every_tag_has_whole_descriptions_and_integer_thresholds():
+    """The theme tables' tags (``tags``): descriptions not cut at a comma, thresholds integers, and
+    the loader reads the same tags as the plain YAML."""
+    raw = _raw()["tags"]
+    assert set(raw) == {"person", "house", "event", "organisation"}
+    for theme, tags in raw.items():
+        for name, tag in tags.items():
+            assert isinstance(tag["zh"], str) and isinstance(tag["en"], str), (theme, name)
+            assert not tag["en"].rstrip().endswith((",", "(", "e.g.")), (theme, name, tag["en"])
+            params = {k: v for k, v in tag.items() if k not in ("zh", "en")}
+            assert all(isinstance(v, int) and not isinstance(v, bool) for v in params.values()), (theme, name)
+            assert load_tags()[theme][name].params == tuple(sorted(params.items())), (theme, name)
+    assert {t: set(v) for t, v in load_tags().items()} == {t: set(v) for t, v in raw.items()}
+    alone = load_tags()["person"]["elderly_alone"]
+    assert (alone.param("min_age"), alone.param("registered_residents")) == (60, 1)
+    assert alone.en == "aged min_age or more, an active resident, alone at a registered house"
 
 
 def test_descriptions_with_commas_are_whole():
