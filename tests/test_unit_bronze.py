@@ -1,7 +1,7 @@
 """The ingest stage's transforms (shuzhi.stages.bronze) and the ingest job's pure helpers, on tiny
 in-memory frames. Every expected frame is written here by hand from the rule's text (the
-docstrings and ``INGEST_REASONS``), never by calling the function under test; each case has a
-null row and an empty input."""
+docstrings, the ingest reason codes of conf/rules.yaml), never by calling the function under
+test; each case has a null row and an empty input."""
 from __future__ import annotations
 
 import hashlib
