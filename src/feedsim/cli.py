@@ -11,16 +11,15 @@ checked the way ``shuzhi`` checks its own: one ``error:`` line, exit code 2, bef
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from datetime import date
 from pathlib import Path
 
-from shuzhi.cli import apply_env, check_env
-from shuzhi.commands import check_lake, fail
+from shuzhi.cli import run_cli
+from shuzhi.commands import check_lake
 from shuzhi.config import Settings
-from shuzhi.errors import ShuzhiError, UsageError
+from shuzhi.errors import UsageError
 from shuzhi.exports import parse_night
 
 from . import generate
@@ -126,17 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        check_env(args.env)
-        settings = Settings.load(env=args.env)
-        check_usage(settings, args)
-    except ShuzhiError as exc:
-        return fail(exc)
-    apply_env(settings)
-    return int(args.fn(settings, args) or 0)
+    return run_cli(build_parser(), check_usage, argv)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 from . import commands
 from .commands import check_usage, fail
@@ -83,13 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, check every argument (and the lake a reading command needs) before anything starts
     Spark — a bad one is one ``error:`` line and exit code 2 — then run the command."""
-    args = build_parser().parse_args(argv)
+    return run_cli(build_parser(), check_usage, argv)
+
+
+def run_cli(parser: argparse.ArgumentParser, check: Callable[[Settings, argparse.Namespace], None],
+            argv: list[str] | None) -> int:
+    """The life of a command line, for ``shuzhi`` and for tools built on it (``feedsim``): parse,
+    ``check`` the arguments against the settings (a ``ShuzhiError`` is one ``error:`` line, exit
+    code 2), export the settings to the environment, run the command."""
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         check_env(args.env)
         settings = Settings.load(env=args.env)
-        check_usage(settings, args)
+        check(settings, args)
     except ShuzhiError as exc:
         return fail(exc)
     apply_env(settings)
