@@ -63,6 +63,7 @@ class GateOutcome:
     failed_critical: list[str] = field(default_factory=list)
     failed_warning: list[str] = field(default_factory=list)
     evaluated: int = 0
+    skipped_write: bool = False
 
 
 def _e(expectation: str, severity: str, why: str, **kwargs) -> Expectation:
@@ -359,7 +360,8 @@ def relative_files(uris, root: Path | str) -> list[str]:
 
 
 def _outcome_from(rows: list, suite: str, table: str, batch_date: str | None) -> GateOutcome:
-    out = GateOutcome(suite, table, batch_date, rows[0]["rows"] if rows else 0, "passed", evaluated=len(rows))
+    out = GateOutcome(suite, table, batch_date, rows[0]["rows"] if rows else 0, "passed", evaluated=len(rows),
+                      skipped_write=True)
     for r in rows:
         if not r["success"]:
             label = f"{r['expectation']}({r['column']})"
@@ -448,8 +450,10 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
             observed=None if observed is None else json.dumps(observed, ensure_ascii=False, default=str)[:500],
             evaluated_at=now, txn_id=txn_id))
     out.status = "failed" if out.failed_critical else "warned" if out.failed_warning else "passed"
-    write_table(spark.createDataFrame(records, _results_schema()), results_path, mode="append", append_only=True,
-                partition_by=["suite"], txn=(txn_id, 0), comment="GX gate results, one row per expectation")
+    w = write_table(spark.createDataFrame(records, _results_schema()), results_path,
+                    mode="append", append_only=True, partition_by=["suite"],
+                    txn=(txn_id, 0), comment="GX gate results, one row per expectation")
+    out.skipped_write = w.skipped
     return _raise_or_return(out, settings, raise_on_critical)
 
 
