@@ -59,12 +59,14 @@ def spark(spark_settings, tmp_path_factory, request):
     session.stop()
 
 
-# Run-time settings of the unit layer's frames (a handful of rows each): one shuffle partition, and
-# expressions interpreted rather than compiled (compiling costs more than running on ten rows: the
-# identity-number standard's first evaluation drops from ~7 s to under 1 s). factoryMode is an
-# internal setting of Spark's own test suites; the spark/integration layers keep the defaults.
+# Run-time settings of the unit layer's frames (a handful of rows each): one shuffle partition, one
+# task per scan of a hand-built frame, and expressions interpreted rather than compiled (compiling
+# costs more than running on ten rows: the identity-number standard's first evaluation drops from
+# ~7 s to under 1 s). factoryMode is an internal setting of Spark's own test suites; the
+# spark/integration layers keep the defaults.
 TINY_FRAMES = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
-               "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+               "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+               "spark.sql.leafNodeDefaultParallelism": "1"}
 
 
 @pytest.fixture
