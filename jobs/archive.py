@@ -23,7 +23,7 @@ from datetime import date, datetime
 
 from pyspark.sql import functions as F
 
-from shuzhi import registry
+from shuzhi import publish, registry
 from shuzhi.access import COLD
 from shuzhi.archive import (
     MANIFEST,
@@ -71,7 +71,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
     res = ArchiveResult(as_of, "archived", batch_id=as_of)
     batch_dir = archive_root(settings) / as_of
     with audited(spark, settings, stage="archive", source=None, batch_date=as_of, run_id=run_id or uuid.uuid4().hex) \
-            as audit:
+            as audit, publish.retention_writes(spark, settings, "archive", as_of):
         clear_debris(settings)
         if not (batch_dir / MANIFEST).is_file():
             sel = select_records(spark, settings, day, policy, keyring, "archive")

@@ -7,7 +7,8 @@ their actions from ``conf/rules.yaml``), log every rule hit in ``silver.findings
 a quarantine rule hit to ``silver.quarantine``, collapse exact duplicates and let the latest
 version of a record id win (update time, then the later line), then ``MERGE`` the survivors into
 ``silver.<source>_<entity>`` keyed on the record id — so an incremental night costs in
-proportion to its delivery. Conservation is checked from the written tables:
+proportion to its delivery. The new silver version is not read by anyone until its gate publishes
+it (``shuzhi.publish``). Conservation is checked from the written tables:
 bronze rows = loaded (new, changed or unchanged versions) + quarantined + superseded, recorded in
 ``ops.conservation``, or the job fails. Rule hit counts go to ``ops.rule_hits``.
 """
@@ -24,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from shuzhi import registry
+from shuzhi import publish, registry
 from shuzhi.access import Reader, read
 from shuzhi.audit import audited, record_rule_hits
 from shuzhi.config import Settings
@@ -88,7 +89,10 @@ def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, key
         res.status = "no_delivery"
         return res
     delivery_id = sorted(ids)[-1]
-    txn = f"clean:{delivery_id}:{table}"
+    # a rejected silver version is not built on: back to the published one first (shuzhi.publish);
+    # a re-run after a rejection writes again under a new txn id, one after a success does not
+    verdicts = publish.rebase(spark, settings, f"silver.{table}", batch_date, by="clean")
+    txn = f"clean:{delivery_id}:{table}{verdicts.txn_suffix(batch_date)}"
     cons_path = settings.table_path(*CONSERVATION)
     if table_exists(spark, cons_path) and committed_txn_version(spark, cons_path, txn + ":conservation") is not None:
         # this delivery was cleaned to the end (the conservation row is the last write): nothing to redo,
@@ -214,6 +218,9 @@ def summary(results: list[EntityResult]) -> dict:
 
 
 def task(spark, settings: Settings, batch_date: str, source: str | None = None, run_id: str | None = None) -> dict:
+    """The pipeline's clean (Airflow, the CLI): its silver tables are governed — read at their
+    published versions only (``shuzhi.publish``)."""
+    publish.govern(spark, settings, [f"silver.{e.table_name}" for e in catalog().entities(source)], batch_date)
     return summary(run(spark, settings, batch_date, source=source, run_id=run_id))
 
 

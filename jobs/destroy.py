@@ -45,6 +45,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shuzhi import publish
 from shuzhi.access import COLD
 from shuzhi.archive import RESTORED, archive_root, batches, clear_debris, read_archived, read_manifest, rewrite_without
 from shuzhi.audit import audited
@@ -180,10 +181,11 @@ def _physical_debris(spark, path: Path) -> tuple[bool, bool]:
     return dvs, garbage
 
 
-def _purge_and_vacuum(spark, path: Path, retain_hours: int) -> bool:
+def _purge_and_vacuum(spark, path: Path, retain_hours: int, published=lambda: None) -> bool:
     """REORG … APPLY (PURGE) where deletion vectors exist, then VACUUM with the retention check
     off for this call only. Returns whether anything was done (a clean table is left alone, so a
-    re-run adds no version)."""
+    re-run adds no version). ``published()`` runs between the two: the purged version becomes the
+    one readers see before VACUUM removes the files of the versions before it."""
 
     dvs, garbage = _physical_debris(spark, path)
     if dvs:
@@ -191,6 +193,7 @@ def _purge_and_vacuum(spark, path: Path, retain_hours: int) -> bool:
         garbage = True
     if not garbage:
         return False
+    published()
     key = "spark.databricks.delta.retentionDurationCheck.enabled"
     before = spark.conf.get(key, "true")
     spark.conf.set(key, "false")
@@ -217,7 +220,8 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
         res.seconds[phase] = round(now - clock[0], 1)
         clock[0] = now
 
-    with audited(spark, settings, stage="destroy", source=None, batch_date=as_of, run_id=run_id) as audit:
+    with audited(spark, settings, stage="destroy", source=None, batch_date=as_of, run_id=run_id) as audit, \
+            publish.retention_writes(spark, settings, "destroy", as_of):
         sel = select_records(spark, settings, day, policy, keyring, "destroy", with_archive=True)
         if sel is None:
             res.status, audit.outcome, audit.detail = "noop", "noop", "no silver tables"
@@ -390,7 +394,8 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
             for t in tables:
                 layer, name = t.split(".", 1)
                 if (layer, name) != CERTIFICATES and table_exists(spark, settings.table_path(layer, name)) \
-                        and _purge_and_vacuum(spark, settings.table_path(layer, name), policy.vacuum_retain_hours):
+                        and _purge_and_vacuum(spark, settings.table_path(layer, name), policy.vacuum_retain_hours,
+                                              lambda t=t: publish.publish_head(spark, settings, t, as_of, "destroy")):
                     res.tables_vacuumed.append(t)
 
         purge(touched)

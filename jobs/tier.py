@@ -23,7 +23,7 @@ from datetime import date
 
 from pyspark.sql import functions as F
 
-from shuzhi import registry
+from shuzhi import publish, registry
 from shuzhi.access import COLD
 from shuzhi.audit import audited
 from shuzhi.config import Settings
@@ -78,7 +78,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
     day = date.fromisoformat(as_of)
     res = TierResult(as_of)
     with audited(spark, settings, stage="tier", source=None, batch_date=as_of, run_id=run_id or uuid.uuid4().hex) \
-            as audit:
+            as audit, publish.retention_writes(spark, settings, "tier", as_of):
         for e in catalog().entities():
             t = e.table_name
             hot_p, cold_p = settings.table_path("silver", t), settings.table_path(COLD, t)

@@ -10,7 +10,9 @@ detectors (``shuzhi.stages.conflicts``) are keyed by their rule ids in ``conf/ru
 register (``gold.conflicts``) is maintained by ``MERGE`` on a stable conflict id: a contradiction
 still present keeps its first-seen date; one no longer observed becomes ``resolved`` with the date.
 Theme tables (专题库) ``gold.person``, ``gold.house``, ``gold.event``, ``gold.organisation`` are
-rebuilt from silver each night with their dynamic tags.
+rebuilt from silver each night with their dynamic tags. Silver is read at its published versions,
+and the gold versions written here are read by no one until their gates publish them
+(``shuzhi.publish``).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from shuzhi import registry
+from shuzhi import publish, registry
 from shuzhi.access import Reader, read
 from shuzhi.audit import audited, record_rule_hits
 from shuzhi.config import Settings
@@ -47,6 +49,7 @@ from shuzhi.stages.themes import event_theme, house_theme, organisation_theme, p
 log = logging.getLogger("shuzhi.verify")
 
 CONFLICTS = ("gold", "conflicts")
+GOLD = ("conflicts", "person", "house", "event", "organisation")
 
 
 @dataclass
@@ -74,9 +77,10 @@ def read_if_exists(spark, settings: Settings, layer: str, name: str) -> DataFram
 # ---------------------------------------------------------------- I/O shell
 
 def inputs_fingerprint(spark, settings: Settings) -> str:
-    """Which silver versions (and quarantines) tonight's verdicts are computed from."""
-    parts = []
-    for layer, name in [("silver", t) for t in ENTITY_OF] + [("silver", "quarantine"), ("bronze", "quarantine")]:
+    """Which silver versions (the published ones, as read) and quarantines tonight's verdicts are
+    computed from."""
+    parts = [f"silver.{t}={publish.read_version(spark, settings, 'silver', t)}" for t in ENTITY_OF]
+    for layer, name in [("silver", "quarantine"), ("bronze", "quarantine")]:
         p = settings.table_path(layer, name)
         parts.append(f"{layer}.{name}={table_version(spark, p) if table_exists(spark, p) else -1}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -89,9 +93,9 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
     bd = date.fromisoformat(batch_date)
     res = VerifyResult(batch_date, "verified")
     with audited(spark, settings, stage="verify", source=None, batch_date=batch_date, run_id=run_id) as audit:
-        person_path = settings.table_path("gold", "person")
-        if table_exists(spark, person_path):
-            (last,) = read_table(spark, person_path).agg(F.max("_as_of")).collect()[0]
+        published_person = publish.read_published(spark, settings, "gold", "person")
+        if published_person is not None:
+            (last,) = published_person.agg(F.max("_as_of")).collect()[0]
             if last is not None and last > bd:
                 # gold already reflects a later night; re-verifying an earlier one would roll the
                 # register and the theme tables back. The nights are verified in order.
@@ -102,6 +106,9 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
                 return res
         fp = inputs_fingerprint(spark, settings)
         txn = f"verify:{batch_date}:{fp}"
+        # a rejected gold version is not built on (shuzhi.publish); after a rejection the re-run writes again
+        suffix = {n: publish.rebase(spark, settings, f"gold.{n}", batch_date, by="verify").txn_suffix(batch_date)
+                  for n in GOLD}
         silver = load_silver(spark, settings)
         clean_q = read_if_exists(spark, settings, "silver", "quarantine")
         s = {k: v.persist(StorageLevel.MEMORY_AND_DISK) for k, v in silver_inputs(silver, keyring).items()}
@@ -123,7 +130,7 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
                         update_when="t.last_seen <= s.last_seen",
                         when_not_matched_by_source=("t.status = 'open' AND t.last_seen < DATE'%s'" % batch_date,
                                                     {"status": "'resolved'", "resolved_on": f"DATE'{batch_date}'"}),
-                        txn=(txn + ":conflicts", 0), partition_by=[],
+                        txn=(txn + ":conflicts" + suffix["conflicts"], 0), partition_by=[],
                         stats_columns=registry.stats_columns("gold.conflicts", obs.columns),
                         comment="conflicts register: cross-department contradictions, first/last seen, open/resolved")
             reg = read_table(spark, path)
@@ -140,7 +147,8 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
             if "ss" in s:
                 themes["organisation"] = organisation_theme(s, bd)
             for name, df in themes.items():
-                write_table(df, settings.table_path("gold", name), mode="snapshot", txn=(f"{txn}:{name}", 0),
+                write_table(df, settings.table_path("gold", name), mode="snapshot",
+                            txn=(f"{txn}:{name}{suffix[name]}", 0),
                             stats_columns=registry.stats_columns(f"gold.{name}", df.columns),
                             comment=f"theme table (专题库) {name}, rebuilt nightly from silver")
                 res.themes[name] = read_table(spark, settings.table_path("gold", name)).count()
@@ -170,6 +178,9 @@ def summary(res: VerifyResult) -> dict:
 
 
 def task(spark, settings: Settings, batch_date: str, run_id: str | None = None) -> dict:
+    """The pipeline's verify (Airflow, the CLI): its gold tables are governed — read at their
+    published versions only (``shuzhi.publish``)."""
+    publish.govern(spark, settings, [f"gold.{n}" for n in GOLD], batch_date)
     return summary(run(spark, settings, batch_date, run_id=run_id))
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from pyspark.sql import types as T
 
-from . import registry
+from . import publish, registry
 from .config import Settings, load_yaml
 from .crypto import Keyring
 from .delta import read_table, table_exists, write_table
@@ -111,9 +111,9 @@ def log_access(spark, settings: Settings, reader: Reader, table: str, *, partiti
 
 def unified(spark, settings: Settings, layer: str, name: str):
     """One view over the hot table and its cold tier (silver tables only have one): a record in
-    both (a newer version arrived after it went cold) is read from hot. None if neither exists."""
-    hot_p = settings.table_path(layer, name)
-    hot = read_table(spark, hot_p) if table_exists(spark, hot_p) else None
+    both (a newer version arrived after it went cold) is read from hot. None if neither exists.
+    The hot table is read at its published version (``shuzhi.publish``), never an ungated head."""
+    hot = publish.read_published(spark, settings, layer, name)      # a governed table: its published version
     cold_p = settings.table_path(COLD, name)
     if layer != "silver" or not table_exists(spark, cold_p):
         return hot

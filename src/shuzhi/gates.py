@@ -28,7 +28,7 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import registry
+from . import publish, registry
 from .config import EXPECTATIONS_DIR, Settings
 from .delta import committed_txn_version, read_table, table_exists, table_version, write_table
 from .errors import GateFailed, UsageError
@@ -399,12 +399,17 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
     results_path = settings.table_path(*GATE_RESULTS)
     if table_exists(spark, results_path) and committed_txn_version(spark, results_path, txn_id) is not None:
         prior = (read_table(spark, results_path).filter((F.col("txn_id") == txn_id)).collect())
-        return _raise_or_return(_outcome_from(prior, suite_name, f"{layer}.{table}", batch_date), settings,
-                                raise_on_critical)
-    if batch_date and not bcol and table_exists(spark, results_path):
+        out = _outcome_from(prior, suite_name, f"{layer}.{table}", batch_date)
+        _publish(spark, settings, out, version)
+        return _raise_or_return(out, settings, raise_on_critical)
+    verdicts = publish.verdicts(spark, settings, f"{layer}.{table}")
+    if batch_date and not bcol and table_exists(spark, results_path) \
+            and not (verdicts.governed and not verdicts.judged(version)):
         # A whole-table gate (silver, gold) re-run for a night it judged before later nights
         # moved the table on, so the verdict recorded for that night stands (re-judging today's
-        # table under an old batch date would answer a different question).
+        # table under an old batch date would answer a different question). Not so when a
+        # governed table has a version no gate has judged (a night re-run after its version was
+        # rejected): that version is judged, or it could never be published.
         fp = suite_fingerprint(expectations)
         prior = (read_table(spark, results_path)
                  .filter((F.col("suite") == suite_name) & (F.col("batch_date") == F.lit(date.fromisoformat(batch_date)))
@@ -454,7 +459,15 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
                     mode="append", append_only=True, partition_by=["suite"],
                     txn=(txn_id, 0), comment="GX gate results, one row per expectation")
     out.skipped_write = w.skipped
+    _publish(spark, settings, out, version)
     return _raise_or_return(out, settings, raise_on_critical)
+
+
+def _publish(spark, settings: Settings, out: GateOutcome, version: int) -> None:
+    """The verdict on the version just judged: published unless a critical expectation failed
+    (``shuzhi.publish``; only tables whose gate validates the whole table have versions to publish)."""
+    publish.record_verdict(spark, settings, out.table, version, out.batch_date, not out.failed_critical,
+                           f"gate:{out.suite}")
 
 
 def data_docs_index(settings: Settings) -> Path:

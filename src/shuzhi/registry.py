@@ -111,6 +111,12 @@ class Table:
         return f"shuzhi://{self.layer}/{self.name}"
 
     @property
+    def published(self) -> bool:
+        """Readers see only the versions its gate published (write–audit–publish, ``shuzhi.publish``):
+        a gated table whose gate validates the whole table — a version of it is what is judged."""
+        return self.gate != "none" and self.batch_column is None
+
+    @property
     def suite(self) -> str | None:
         """Name of the GX suite that gates the table (= its key), or None."""
         return None if self.gate == "none" else self.key
@@ -410,6 +416,11 @@ def gated_tables() -> list[str]:
 def stage_gates(stage: str) -> list[str]:
     """The gated tables ``stage`` writes (``ingest``, ``clean``, ``verify``, …), in the yaml's order."""
     return [t.key for t in tables() if t.gate != "none" and stage in t.written_by]
+
+
+def published_tables() -> list[str]:
+    """``<layer>.<name>`` of the tables read at their published version (``Table.published``)."""
+    return [t.key for t in tables() if t.published]
 
 
 def asset_uri(layer_or_key: str, name: str | None = None) -> str:
