@@ -1,4 +1,4 @@
-"""Identity numbers (GB 11643-1999) and unified social credit codes (GB 32100-2015).
+"""Identity numbers (GB 11643-1999), unified social credit codes (GB 32100-2015) and mobile numbers.
 
 Check characters are computed in bulk with numpy and agree with python-stdnum's
 ``stdnum.cn.ric.calc_check_digit`` / ``stdnum.cn.uscc.calc_check_digit`` (the tests check it).
@@ -100,3 +100,16 @@ def uscc_check_ok(code: str) -> bool:
     """Check character only (stdnum's ``validate`` also wants digits in positions 1-8, which
     GB 32100 does not: authority/category may be letters such as ``N2`` or ``Y1``)."""
     return len(code) == 18 and code[-1] == _uscc.calc_check_digit(code[:17])
+
+
+# ---------------------------------------------------------------- mobile numbers ----
+MOBILE_PREFIXES = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "147", "150", "151", "152",
+                   "153", "155", "156", "157", "158", "159", "166", "173", "176", "177", "178", "180", "181",
+                   "182", "183", "185", "186", "187", "188", "189", "191", "198", "199")
+
+
+def make_mobiles(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n random 11-digit mainland mobile numbers (not checked for uniqueness)."""
+    pre = rng.choice(np.array(MOBILE_PREFIXES, dtype=object), n)
+    rest = rng.integers(0, 10 ** 8, n)
+    return np.array([p + f"{r:08d}" for p, r in zip(pre, rest)], dtype=object)

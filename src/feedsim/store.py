@@ -5,6 +5,7 @@ import numpy as np
 
 NAT_D = np.datetime64("NaT", "D")
 NAT_S = np.datetime64("NaT", "s")
+DAY = np.timedelta64(1, "D")
 
 
 class Store:
@@ -54,6 +55,18 @@ class Store:
         if unknown:
             raise ValueError(f"append: unknown columns {sorted(unknown)}")
         return np.arange(start, start + k)
+
+
+def group_by(keys: np.ndarray):
+    """An index on ``keys`` (e.g. a store's person column): ``members(k)`` gives the row indices
+    whose key is ``k``, in row order."""
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+
+    def members(k: int) -> np.ndarray:
+        lo, hi = np.searchsorted(sk, k), np.searchsorted(sk, k, side="right")
+        return order[lo:hi]
+    return members
 
 
 def null_like(arr: np.ndarray, k: int) -> np.ndarray:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from .defects import ACTIONS, Planted
 from .population import World
+from .store import group_by
 from .tables import EXTRA_SEQ, Table, record_id, record_ids
 
 TRUTH_COLUMNS = ("source", "entity", "batch_date", "file", "row", "record_id", "related_record_ids", "person_id",
@@ -85,8 +86,8 @@ def persistent_truth(w: World, tables: dict[tuple[str, str], Table], names: dict
     loc = _Locator(tables, names)
     tonight = np.unique(np.concatenate([t.person for (s, e), t in tables.items() if e != "houses"]))
     tonight = tonight[tonight >= 0]
-    by_cv = w.group_by(w.CV.person, len(P))
-    by_ss = w.group_by(w.SS.person, len(P))
+    by_cv = group_by(w.CV.person)
+    by_ss = group_by(w.SS.person)
     counts = None
     out: list[dict] = []
 
