@@ -49,7 +49,7 @@ from shuzhi.stages.themes import event_theme, house_theme, organisation_theme, p
 log = logging.getLogger("shuzhi.verify")
 
 CONFLICTS = ("gold", "conflicts")
-GOLD = ("conflicts", "person", "house", "event", "organisation")
+GOLD = tuple(t.name for t in registry.tables() if t.layer == "gold" and "verify" in t.written_by)   # tables.yaml
 
 
 @dataclass
