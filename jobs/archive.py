@@ -15,36 +15,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from pyspark.sql import functions as F
 
-from shuzhi import publish, registry
-from shuzhi.access import COLD
-from shuzhi.archive import (
-    MANIFEST,
-    RESTORED,
-    ArchiveCorrupt,
-    archive_root,
-    clear_debris,
-    commit_manifest,
-    staging_root,
-    table_entry,
-    verify_batch,
-    write_dataset,
-)
+from shuzhi import publish
+from shuzhi.access import COLD, read_if_exists
+from shuzhi.archive import MANIFEST, RESTORED, ArchiveCorrupt, archive_root, clear_debris, verify_batch, write_batch
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
-from shuzhi.delta import delete_matching, table_exists, write_table
+from shuzhi.delta import delete_matching, read_table, table_exists, write_to
 from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, load_policy
-from shuzhi.selection import ROW_KEY, read_if_exists, retention_task, select_records
-from shuzhi.stages.retention import entity_ref
+from shuzhi.selection import retention_task, select_records
+from shuzhi.stages.retention import ROW_KEY, delivered_versions
 
 log = logging.getLogger("shuzhi.archive")
 
@@ -80,46 +68,28 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
                 audit.detail = f"nothing past its archive age at {as_of}"
                 return res
             res.held_records = sel.held_records
-            stage = staging_root(settings) / as_of
-            manifest = {"batch_id": as_of, "as_of": as_of, "created_at": datetime.now().isoformat(timespec="seconds"),
-                        "policy": "conf/retention.yaml", "tables": {}}
+            tables = {}
             for t, df in sel.silver.items():
                 chosen = sel.selected.filter(F.col("table") == t)
-                months = sorted(r[0] for r in chosen.select("month").distinct().collect() if r[0])
                 rows = df.join(chosen.select("record_id"), "record_id", "left_semi")
                 n = rows.count()
                 if not n:
                     continue
-                folder = stage / f"silver.{t}"
-                manifest["tables"][f"silver.{t}"] = table_entry(spark, folder, write_dataset(rows.coalesce(1), folder),
-                                                                n, months)
-                b = read_if_exists(spark, settings, "bronze", t)
-                if b is not None:
-                    e = sel.entities[t]
-                    bro = (b.withColumn("__ref", entity_ref(e, e.record_id))
-                           .join(chosen.select(F.col("ref").alias("__ref")), "__ref", "left_semi").drop("__ref"))
-                    nb = bro.count()
-                    if nb:
-                        folder = stage / f"bronze.{t}"
-                        manifest["tables"][f"bronze.{t}"] = table_entry(spark, folder,
-                                                                        write_dataset(bro.coalesce(1), folder), nb,
-                                                                        months)
-            commit_manifest(stage, manifest)
-            batch_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(stage, batch_dir)          # the batch appears whole, or not at all
+                months = sorted(r[0] for r in chosen.select("month").distinct().collect() if r[0])
+                tables[f"silver.{t}"] = (rows, n, months)
+                if (b := read_if_exists(spark, settings, "bronze", t)) is not None:
+                    versions = delivered_versions(b, sel.entities[t], chosen)
+                    tables[f"bronze.{t}"] = (versions, versions.count(), months)
+            write_batch(spark, settings, as_of, tables)
         m = verify_batch(settings, as_of, spark)
         for table, entry in m["tables"].items():
             res.archived[table] = entry["rows"]
             layer, name = table.split(".", 1)
-            path = settings.table_path(layer, name)
-            paths = [path] + ([settings.table_path(COLD, name)] if layer == "silver" else [])
-            for p in paths:
-                if entry["files"] and table_exists(spark, p):
-                    held = spark.read.parquet(str(batch_dir / table))
-                    n = delete_matching(spark, p, held, keys_of(table))
-                    if n:
-                        key = table if p == path else f"{COLD}.{name}"
-                        res.removed[key] = res.removed.get(key, 0) + n
+            for key in [table] + ([f"{COLD}.{name}"] if layer == "silver" else []):
+                p = settings.table_path(*key.split(".", 1))
+                if entry["files"] and table_exists(spark, p) and (n := delete_matching(
+                        spark, p, spark.read.parquet(str(batch_dir / table)), keys_of(table))):
+                    res.removed[key] = res.removed.get(key, 0) + n
         audit.rows_in = sum(res.archived.values())
         audit.detail = json.dumps({"batch": as_of, "archived": res.archived, "removed": res.removed})[:4000]
     return res
@@ -136,15 +106,9 @@ def restore(spark, settings: Settings, batch_id: str) -> dict[str, int]:
             if not entry["files"]:
                 continue
             df = spark.read.parquet(str(archive_root(settings) / batch_id / table))
-            target = settings.table_path(RESTORED, f"{batch_id}__{table.replace('.', '__')}")
-            write_table(
-                df,
-                target,
-                mode="snapshot",
-                stats_columns=registry.stats_columns(f"{RESTORED}.{batch_id}__{table.replace('.', '__')}", df.columns),
-                comment=f"restored from archive batch {batch_id} ({table}); verified against its manifest",
-            )
-            n = spark.read.format("delta").load(str(target)).count()
+            key = f"{RESTORED}.{batch_id}__{table.replace('.', '__')}"
+            write_to(settings, key, df, mode="snapshot")
+            n = read_table(spark, settings.table_path(*key.split(".", 1))).count()
             if n != entry["rows"]:
                 raise ArchiveCorrupt(f"restore {batch_id} {table}: {n} rows loaded, manifest says {entry['rows']}")
             out[table] = n
@@ -168,15 +132,9 @@ def task(spark, settings: Settings, as_of: str | None = None, restore_batch: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    return job_main(
-        "archive",
-        task,
-        {
-            "as_of": "the date ages are counted to (YYYY-MM-DD)",
-            "restore_batch": "an archive batch id: verify it and load it into restored/",
-        },
-        argv,
-    )
+    return job_main("archive", task, {"as_of": "the date ages are counted to (YYYY-MM-DD)",
+                                      "restore_batch": "an archive batch id: verify it and load it into restored/"},
+                    argv)
 
 
 if __name__ == "__main__":

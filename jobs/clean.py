@@ -17,178 +17,80 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import date, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from shuzhi import publish, registry
-from shuzhi.access import Reader, read
-from shuzhi.audit import audited, record_rule_hits
+from shuzhi import ledgers, publish
+from shuzhi.access import Reader, read, read_if_exists
+from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
-from shuzhi.delta import committed_txn_version, merge_table, read_table, table_exists, write_table
-from shuzhi.errors import ConservationError
+from shuzhi.delta import merge_into, write_to
 from shuzhi.jobmain import job_main
+from shuzhi.ledgers import EntityResult
 from shuzhi.rules import load_rules
 from shuzhi.schemas import Entity, catalog
-from shuzhi.stages.silver import (
-    classify_against_silver,
-    dedupe,
-    findings_rows,
-    protect,
-    quarantine_rows,
-    region_table,
-    standardise,
-    with_person_hint,
-)
+from shuzhi.stages import silver as stage
 
 log = logging.getLogger("shuzhi.clean")
 
-FINDINGS = ("silver", "findings")
-QUARANTINE = ("silver", "quarantine")
-CONSERVATION = ("ops", "conservation")
+__all__ = ["EntityResult", "clean_entity", "run", "summary", "task"]
 
-
-@dataclass
-class EntityResult:
-    table: str
-    batch_date: str
-    status: str                     # cleaned | noop | no_delivery
-    bronze_rows: int = 0
-    loaded: int = 0                 # versions now in silver from tonight (new or changed)
-    unchanged: int = 0              # re-delivered versions silver already holds
-    quarantined: int = 0
-    superseded: int = 0             # exact duplicates, older versions (tonight or vs silver)
-    rule_hits: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def balanced(self) -> bool:
-        return self.bronze_rows == self.loaded + self.unchanged + self.quarantined + self.superseded
-
-
-# ---------------------------------------------------------------- pure transforms
-
-# ---------------------------------------------------------------- I/O shell
 
 def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, keyring: Keyring, run_id: str,
                  regions_df: DataFrame) -> EntityResult:
-    bd = date.fromisoformat(batch_date)
     table = entity.table_name
-    res = EntityResult(table, batch_date, "cleaned")
-    bronze_path = settings.table_path("bronze", table)
-    if not table_exists(spark, bronze_path):
-        res.status = "no_delivery"
-        return res
-    bronze = read_table(spark, bronze_path).filter(F.col("_batch_date") == F.lit(bd))
-    ids = [r[0] for r in bronze.select("_delivery_id").distinct().collect()]
+    bronze = read_if_exists(spark, settings, "bronze", table)
+    if bronze is not None:
+        bronze = bronze.filter(F.col("_batch_date") == F.lit(date.fromisoformat(batch_date)))
+    ids = [r[0] for r in bronze.select("_delivery_id").distinct().collect()] if bronze is not None else []
     if not ids:
-        res.status = "no_delivery"
-        return res
+        return EntityResult(table, batch_date, "no_delivery")
     delivery_id = sorted(ids)[-1]
     # a rejected silver version is not built on: back to the published one first (shuzhi.publish);
     # a re-run after a rejection writes again under a new txn id, one after a success does not
     verdicts = publish.rebase(spark, settings, f"silver.{table}", batch_date, by="clean")
     txn = f"clean:{delivery_id}:{table}{verdicts.txn_suffix(batch_date)}"
-    cons_path = settings.table_path(*CONSERVATION)
-    if table_exists(spark, cons_path) and committed_txn_version(spark, cons_path, txn + ":conservation") is not None:
-        # this delivery was cleaned to the end (the conservation row is the last write): nothing to redo,
-        # and recomputing against a silver that later nights have moved on would not be this night's answer
-        (row,) = (read_table(spark, cons_path).filter((F.col("batch_date") == F.lit(bd)) & (F.col("stage") == "clean")
-                                                      & (F.col("source") == entity.source)
-                                                      & (F.col("entity") == entity.name)).collect())
-        return EntityResult(table, batch_date, "noop", row["bronze_rows"], row["loaded"], row["unchanged"],
-                            row["quarantined"], row["superseded"])
-    now = datetime.now()
-    std = standardise(bronze, entity, keyring, batch_date, regions_df, load_rules())
-    std = with_person_hint(std, entity, keyring)
-    std = std.withColumn("_run_id", F.lit(run_id)).withColumn("_loaded_at", F.lit(now))
-    std = protect(std, entity, keyring).persist(StorageLevel.MEMORY_AND_DISK)
+    done = ledgers.recorded_clean(spark, settings, entity, batch_date, txn)
+    if done is not None:          # cleaned to the end under this txn id: its ledger row is the answer
+        return done
+    res = EntityResult(table, batch_date, "cleaned")
+    std = stage.silver_rows(bronze, entity, keyring, batch_date, regions_df, load_rules(), run_id, datetime.now())
+    std = std.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         res.bronze_rows = std.count()
         where = f"_batch_date = DATE'{batch_date}' AND _source = '{entity.source}' AND _entity = '{entity.name}'"
         # 1. quarantine
-        q = quarantine_rows(std.filter(F.col("_quarantine").isNotNull()), bronze, entity, keyring)
-        write_table(q, settings.table_path(*QUARANTINE), mode="replace", replace_where=where,
-                    partition_by=["_source", "_batch_date"], txn=(txn + ":quarantine", 0),
-                    stats_columns=registry.stats_columns("silver.quarantine", q.columns),
-                    comment="records the clean stage could not use, with the rule that stopped them")
+        q = stage.quarantine_rows(std.filter(F.col("_quarantine").isNotNull()), bronze, entity, keyring)
+        write_to(settings, "silver.quarantine", q, mode="replace", replace_where=where, txn=(txn + ":quarantine", 0))
         # 2. duplicates and versions, then against silver
         ok = std.filter(F.col("_quarantine").isNull())
-        survivors, dup = dedupe(ok)
-        silver_path = settings.table_path("silver", table)
+        survivors, dup = stage.dedupe(ok)
         # what the lake holds of this table, hot and cold tiers together (shuzhi.access)
         current = read(spark, settings, f"silver.{table}", reader=Reader.pipeline("clean"))
-        states = classify_against_silver(survivors, current).persist(StorageLevel.MEMORY_AND_DISK)
-        stale = states.filter(F.col("__state") == "stale").select(
-            "_source", "_entity", "_batch_date", "_file", "_row", "record_id", F.lit("DUP_VERSION").alias("rule_id"),
-            F.lit("older than (or tied with) the version already in silver").alias("change"))
-        supersede = dup.unionByName(stale).select(
-            "_source", "_entity", "_batch_date", "_file", "_row", "record_id", F.lit("").alias("field"), "rule_id",
-            F.lit("supersede").alias("action"), "change", F.lit(None).cast("string").alias("before"),
-            F.lit(None).cast("string").alias("after"), F.lit(run_id).alias("_run_id"))
+        states = stage.classify_against_silver(survivors, current).persist(StorageLevel.MEMORY_AND_DISK)
+        supersede = stage.superseded_rows(dup, states, run_id)
         # 3. the findings log (every rule hit + superseded lines)
-        findings = findings_rows(std, run_id).unionByName(supersede)
-        write_table(findings, settings.table_path(*FINDINGS), mode="replace", replace_where=where,
-                    partition_by=["_batch_date"], txn=(txn + ":findings", 0),
-                    comment="clean-stage rule hits: record, field, rule, kind of change (no L3/L4 values)")
+        findings = stage.findings_rows(std, run_id).unionByName(supersede)
+        write_to(settings, "silver.findings", findings, mode="replace", replace_where=where, txn=(txn + ":findings", 0))
         # 4. MERGE into silver
         cols = entity.silver_columns()
         upsert = states.filter(F.col("__state").isin("new", "newer", "ours")).select(*cols)
-        merge_table(upsert, silver_path, keys=["record_id"], update_when="s.updated_at > t.updated_at",
-                    txn=(txn + ":merge", 0), partition_by=[], deletion_vectors=True,
-                    stats_columns=registry.stats_columns(f"silver.{table}", cols),
-                    comment=f"silver {entity.source}.{entity.name} ({entity.name_zh}): standardised, latest version "
-                            "per record id; L3/L4 encrypted")
+        merge_into(settings, f"silver.{table}", upsert, keys=["record_id"], update_when="s.updated_at > t.updated_at",
+                   txn=(txn + ":merge", 0), deletion_vectors=True)
         res.unchanged = states.filter(F.col("__state") == "unchanged").count()
         states.unpersist()
         # 5. conservation from the written tables
-        res.loaded = (read_table(spark, silver_path)
-                      .filter((F.col("_delivery_id") == delivery_id) & (F.col("_batch_date") == F.lit(bd))).count())
-        res.quarantined = (read_table(spark, settings.table_path(*QUARANTINE))
-                           .filter(F.expr(where) & (F.col("_delivery_id") == delivery_id)).count())
-        fnd = read_table(spark, settings.table_path(*FINDINGS)).filter(F.expr(where))
-        res.superseded = fnd.filter(F.col("action") == "supersede").select("_file", "_row").distinct().count()
-        hits = fnd.groupBy("rule_id", "action").agg(F.count("*").alias("hits")).collect()
-        res.rule_hits = {r["rule_id"]: r["hits"] for r in hits}
-        _record_counts(spark, settings, entity, res, hits, run_id, txn)
+        hits = ledgers.count_cleaned(spark, settings, entity, res, delivery_id)
+        ledgers.record_conservation(spark, settings, entity, res, hits, run_id, txn)
     finally:
         std.unpersist()
-    if not res.balanced:
-        raise ConservationError(
-            f"clean {table} {batch_date} (delivery {delivery_id}): bronze {res.bronze_rows} rows "
-            f"!= loaded {res.loaded} + unchanged {res.unchanged} + quarantined {res.quarantined} "
-            f"+ superseded {res.superseded}"
-        )
+    ledgers.check_cleaned(res, delivery_id)
     return res
-
-
-def _record_counts(spark, settings: Settings, entity: Entity, res: EntityResult, hits, run_id: str, txn: str) -> None:
-    bd = date.fromisoformat(res.batch_date)
-    now = datetime.now()
-    cons = spark.createDataFrame([dict(
-        batch_date=bd, stage="clean", source=entity.source, entity=entity.name, bronze_rows=res.bronze_rows,
-        loaded=res.loaded, unchanged=res.unchanged, quarantined=res.quarantined, superseded=res.superseded,
-        balanced=res.balanced, run_id=run_id, recorded_at=now)], conservation_schema())
-    where = (f"batch_date = DATE'{res.batch_date}' AND stage = 'clean' AND source = '{entity.source}' "
-             f"AND entity = '{entity.name}'")
-    write_table(cons, settings.table_path(*CONSERVATION), mode="replace", replace_where=where,
-                partition_by=["batch_date"], txn=(txn + ":conservation", 0),
-                comment="per stage, entity and night: rows in = loaded + unchanged + quarantined + superseded")
-    record_rule_hits(spark, settings, [dict(batch_date=bd, stage="clean", rule_id=r["rule_id"], source=entity.source,
-                                            entity=entity.name, action=r["action"], hits=r["hits"]) for r in hits],
-                     replace_where=where, txn=txn)
-
-
-def conservation_schema() -> T.StructType:
-    L, s = T.LongType(), T.StringType()
-    return T.StructType([T.StructField(n, t) for n, t in [
-        ("batch_date", T.DateType()), ("stage", s), ("source", s), ("entity", s), ("bronze_rows", L), ("loaded", L),
-        ("unchanged", L), ("quarantined", L), ("superseded", L), ("balanced", T.BooleanType()), ("run_id", s),
-        ("recorded_at", T.TimestampType())]])
 
 
 def run(spark, settings: Settings, batch_date: str, *, source: str | None = None, run_id: str | None = None,
@@ -196,7 +98,7 @@ def run(spark, settings: Settings, batch_date: str, *, source: str | None = None
     """Clean every entity delivered for ``batch_date`` (of one source, or all)."""
     keyring = keyring or Keyring.load(settings.key_dir)
     run_id = run_id or uuid.uuid4().hex
-    regions_df = region_table(spark).persist()
+    regions_df = stage.region_table(spark).persist()
     results = []
     with audited(spark, settings, stage="clean", source=source, batch_date=batch_date, run_id=run_id) as audit:
         for entity in catalog().entities(source):

@@ -28,8 +28,7 @@ from shuzhi.access import COLD
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
-from shuzhi.delta import delete_matching, merge_table, parquet_codec, read_table, table_exists
-from shuzhi.errors import ShuzhiError
+from shuzhi.delta import delete_matching, move_rows, parquet_codec, read_table, table_exists
 from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, load_policy
 from shuzhi.schemas import catalog
@@ -37,10 +36,6 @@ from shuzhi.selection import month_reads, retention_task
 from shuzhi.stages.retention import cold_candidates, reads_of
 
 log = logging.getLogger("shuzhi.tier")
-
-
-class MoveNotVerified(ShuzhiError):
-    """A tier move's copy does not hold every record it should; the source was left untouched."""
 
 
 @dataclass
@@ -51,23 +46,6 @@ class TierResult:
     promoted: dict[str, int] = field(default_factory=dict)       # table → rows moved cold → hot
     cold_months: dict[str, list[str]] = field(default_factory=dict)
     reads: dict[str, dict[str, int]] = field(default_factory=dict)   # table → month → reads in the window
-
-
-def _move(spark, rows, source: str, target: str, *, partition_by=(), codec: str | None = None,
-          stats_columns=None, comment: str | None = None) -> int:
-    """Copy ``rows`` into ``target`` (MERGE on record_id), check, then delete them from ``source``."""
-    n = rows.count()
-    if not n:
-        return 0
-    with parquet_codec(spark, codec):
-        merge_table(rows, target, keys=["record_id"], update_when="s.updated_at >= t.updated_at",
-                    partition_by=partition_by, stats_columns=stats_columns, comment=comment)
-    ids = rows.select("record_id")
-    there = read_table(spark, target).join(ids, "record_id", "left_semi").count()
-    if there < n:
-        raise MoveNotVerified(f"tier move {source} → {target}: {n} records copied, {there} found; source kept")
-    delete_matching(spark, source, ids, ["record_id"])
-    return n
 
 
 def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, keyring: Keyring | None = None,
@@ -92,7 +70,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
             demote = cold_candidates(hot, e, cls, day, reads, tp.keep_hot_reads, keyring)
             changed = False
             stats = registry.stats_columns(f"cold.{t}", cols)
-            n = _move(spark, demote, str(hot_p), str(cold_p), partition_by=["_month"], codec=tp.cold_codec,
+            n = move_rows(spark, demote, str(hot_p), str(cold_p), partition_by=["_month"], codec=tp.cold_codec,
                       stats_columns=stats, comment=f"cold tier of silver.{t} (by month of its lifecycle date, zstd)")
             if n:
                 res.demoted[t] = n
@@ -104,7 +82,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
                     promote_months = [r[0] for r in cold.select("_month").distinct().collect()]
                 if promote_months:
                     back = cold.filter(F.col("_month").isin(promote_months)).select(*cols)
-                    n = _move(spark, back, str(cold_p), str(hot_p))
+                    n = move_rows(spark, back, str(cold_p), str(hot_p))
                     if n:
                         res.promoted[t] = n
                         changed = True

@@ -22,6 +22,7 @@ from shuzhi.delta import read_table, table_version
 from shuzhi.retention import lake_tables, load_policy
 from shuzhi.scan import scan_destroyed
 from shuzhi.schemas import catalog
+from shuzhi.stages.retention import tokens_of
 
 FAR = "2062-01-01"      # past every class's destruction age for anything with a clock
 
@@ -61,7 +62,7 @@ def held_rows(spark, s, tokens):
     out = {}
     for e in catalog().entities():
         df = read_table(spark, s.table_path("silver", e.table_name))
-        out[e.table_name] = df.filter(F.arrays_overlap(destroy.tokens_of(df), arr)).count()
+        out[e.table_name] = df.filter(F.arrays_overlap(tokens_of(df), arr)).count()
     return out
 
 

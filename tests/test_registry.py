@@ -131,22 +131,20 @@ def test_stats_at_least_as_strict_as_todays_hand_lists():
     assert compared == set(hand)
 
 
-# The writers that state their schema as a StructType: (module, function) → table.
+# The writers that still state their schema as a StructType: (module, function) → table. The ops
+# tables' writers build their rows with the registry's own schema (shuzhi.delta.schema_of).
 WRITER_SCHEMAS = {
-    "ops.deliveries": ("jobs.ingest", "_deliveries_schema"),
-    "ops.conservation": ("jobs.clean", "conservation_schema"),
-    "ops.rule_hits": ("shuzhi.audit", "rule_hits_schema"),
-    "ops.job_runs": ("shuzhi.audit", "_schema"),
-    "ops.access_log": ("shuzhi.access", "_schema"),
-    "ops.gate_results": ("shuzhi.gates", "_results_schema"),
-    "ops.destruction_certificates": ("jobs.destroy", "_certificate_schema"),
     "gold.conflicts": ("stages.conflicts", "conflicts_schema"),
 }
+SCHEMA_FROM_REGISTRY = ("ops.deliveries", "ops.conservation", "ops.rule_hits", "ops.job_runs", "ops.access_log",
+                        "ops.gate_results", "ops.destruction_certificates", "ops.published", "ops.retention_status")
 
 
 @pytest.mark.unit
 def test_declared_columns_are_the_writers_schemas():
     import importlib
+
+    from shuzhi.delta import schema_of
 
     for key, (module, fn) in WRITER_SCHEMAS.items():
         module = f"shuzhi.{module}" if module.startswith("stages.") else module
@@ -154,6 +152,35 @@ def test_declared_columns_are_the_writers_schemas():
         written = [(f.name, f.dataType.simpleString()) for f in schema.fields]
         declared = [(c.name, c.type.replace("long", "bigint")) for c in registry.table(key).columns]
         assert declared == written, f"{key}: schemas/tables.yaml declares {declared}, {module}.{fn} writes {written}"
+    # the derived schema says what the yaml says: names, types (Spark's spelling) and NOT NULL
+    for key in SCHEMA_FROM_REGISTRY:
+        got = [(f.name, f.dataType.simpleString(), f.nullable) for f in schema_of(key).fields]
+        declared = [(c.name, c.type.replace("long", "bigint"), c.nullable) for c in registry.table(key).columns]
+        assert got == declared, key
+    assert [f.name for f in schema_of("ops.published").fields if not f.nullable] == ["table", "version", "status",
+                                                                                     "at"]
+    # and nobody restates one of those schemas by hand: no module but shuzhi.delta builds a StructType
+    # whose first columns are an ops table's
+    root = Path(__file__).resolve().parents[1]
+    sources = [p for p in [*(root / "src" / "shuzhi").rglob("*.py"), *(root / "jobs").glob("*.py")]
+               if p.name != "delta.py"]
+    for key in SCHEMA_FROM_REGISTRY:
+        first = registry.table(key).columns[0].name
+        for p in sources:
+            text = p.read_text(encoding="utf-8")
+            assert f'StructField("{first}"' not in text and f'("{first}", s)' not in text, (
+                f"{p.relative_to(root)} states {key}'s schema by hand; use shuzhi.delta.rows_frame({key!r}, rows)")
+
+
+@pytest.mark.unit
+def test_a_column_type_of_the_yaml_parses_and_a_bad_one_is_named():
+    from shuzhi.delta import spark_type
+
+    assert spark_type("array<struct<table:string,rows_deleted:long,state:string,log_entries_until:date>>"
+                      ).simpleString() == "array<struct<table:string,rows_deleted:bigint,state:string," \
+                                          "log_entries_until:date>>"
+    with pytest.raises(ValueError, match="decimal"):
+        spark_type("decimal(10,2)")
 
 
 @pytest.mark.unit

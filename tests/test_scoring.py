@@ -7,8 +7,7 @@ import pytest
 from feedsim.defects import ACTIONS
 from feedsim.scoring import ClassScore, NightScore, score_night
 from feedsim.truth import TRUTH_COLUMNS
-from jobs.ingest import _deliveries_schema
-from shuzhi.delta import write_table
+from shuzhi.delta import schema_of, write_table
 
 pytestmark = pytest.mark.spark
 
@@ -83,7 +82,7 @@ def night(spark, settings, tmp_path):
              file="population_20261126.csv", entity="population", manifest_rows=99, bronze_rows=99,
              quarantined_rows=0, balanced=True, declared_encoding="GB18030", actual_encoding="UTF-8", has_bom=True,
              run_id="run", recorded_at=T0),
-    ], _deliveries_schema())
+    ], schema_of("ops.deliveries"))
     # bronze: police rows 1-5 and 7 (row 6 broken at ingest); civil affairs rows 1-3
     _write(spark, settings, "bronze", "police_population",
            [(f"P{i}", f"name{i}") + _lin("police", "population", POP, i) for i in (1, 2, 3, 4, 5)]

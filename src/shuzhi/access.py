@@ -17,12 +17,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from pyspark.sql import types as T
-
 from . import publish, registry
 from .config import Settings, load_yaml
 from .crypto import Keyring
-from .delta import read_table, table_exists, write_table
+from .delta import read_table, rows_frame, table_exists, write_table
 from .errors import UsageError
 from .retention import load_policy
 from .schemas import catalog
@@ -91,22 +89,21 @@ class Reader:
         return cls(f"job:{job}", PIPELINE_ROLE)
 
 
-def _schema():
-
-    s = T.StringType()
-    return T.StructType([T.StructField("event_id", s, False), T.StructField("at", T.TimestampType(), False),
-                         T.StructField("who", s, False), T.StructField("role", s, False),
-                         T.StructField("table", s, False), T.StructField("partition", s),
-                         T.StructField("key_range", s)])
-
-
 def log_access(spark, settings: Settings, reader: Reader, table: str, *, partition: str | None = None,
                key_range: str | None = None, at: datetime | None = None) -> None:
     """Append one access event (``partition``: months read, ``*`` for all; ``key_range``: the filter)."""
     row = dict(event_id=uuid.uuid4().hex, at=at or datetime.now(), who=reader.who, role=reader.role, table=table,
                partition=partition, key_range=key_range)
-    write_table(spark.createDataFrame([row], _schema()), settings.table_path(*ACCESS_LOG), mode="append",
+    write_table(rows_frame(spark, "ops.access_log", [row]), settings.table_path(*ACCESS_LOG), mode="append",
                 append_only=True, partition_by=[], comment="every read through shuzhi.access.read (append-only)")
+
+
+def read_if_exists(spark, settings: Settings, layer: str, name: str):
+    """A table at its head, unlogged, None if it does not exist: for the pipeline's own bookkeeping
+    of a table no gate publishes (bronze, the quarantines, findings) and for the retention stages,
+    which must see every row the lake holds. Everyone else reads through ``read``."""
+    p = settings.table_path(layer, name)
+    return read_table(spark, p) if table_exists(spark, p) else None
 
 
 def unified(spark, settings: Settings, layer: str, name: str):

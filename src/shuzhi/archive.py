@@ -97,6 +97,23 @@ def commit_manifest(batch_dir: Path, manifest: dict) -> None:
         os.chmod(p, 0o444)
 
 
+def write_batch(spark, settings: Settings, batch_id: str, tables: dict[str, tuple]) -> None:
+    """Write a whole batch: each ``layer.table → (rows, row count, months)`` into staging, counts
+    read back, the manifest committed, then the staging folder moved into place — the batch
+    appears whole, or not at all. A table with no rows is left out."""
+    stage = staging_root(settings) / batch_id
+    manifest = {"batch_id": batch_id, "as_of": batch_id, "created_at": datetime.now().isoformat(timespec="seconds"),
+                "policy": "conf/retention.yaml", "tables": {}}
+    for table, (rows, n, months) in tables.items():
+        if n:
+            folder = stage / table
+            manifest["tables"][table] = table_entry(spark, folder, write_dataset(rows.coalesce(1), folder), n, months)
+    commit_manifest(stage, manifest)
+    batch_dir = archive_root(settings) / batch_id
+    batch_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(stage, batch_dir)
+
+
 def verify_batch(settings: Settings, batch_id: str, spark=None) -> dict:
     """Every file of the manifest present with its sha256 and size, no file the manifest does not
     list, and (with ``spark``) the row counts. Returns the manifest; raises ``ArchiveCorrupt``."""

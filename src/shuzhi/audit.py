@@ -13,10 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Iterator
 
-from pyspark.sql import types as T
-
 from .config import Settings
-from .delta import write_table
+from .delta import rows_frame, write_table
 
 AUDIT_TABLE = ("ops", "job_runs")
 
@@ -41,27 +39,13 @@ class JobRun:
     ended_at: datetime | None = None
 
 
-def _schema():
-    return T.StructType([
-        T.StructField("run_id", T.StringType(), False), T.StructField("stage", T.StringType(), False),
-        T.StructField("source", T.StringType()), T.StructField("batch_date", T.DateType()),
-        T.StructField("dag_id", T.StringType()), T.StructField("task_id", T.StringType()),
-        T.StructField("airflow_run_id", T.StringType()),
-        T.StructField("rows_in", T.LongType()), T.StructField("rows_loaded", T.LongType()),
-        T.StructField("rows_quarantined", T.LongType()), T.StructField("gate_outcome", T.StringType()),
-        T.StructField("outcome", T.StringType(), False), T.StructField("error_message", T.StringType()),
-        T.StructField("detail", T.StringType()),
-        T.StructField("started_at", T.TimestampType(), False), T.StructField("ended_at", T.TimestampType()),
-    ])
-
-
 def write_job_run(spark, settings: Settings, run: JobRun) -> None:
     row = asdict(run)
     try:                              # a batch-date folder that is no date is recorded (message), never raised
         row["batch_date"] = date.fromisoformat(run.batch_date) if run.batch_date else None
     except ValueError:
         row["batch_date"] = None
-    df = spark.createDataFrame([row], _schema())
+    df = rows_frame(spark, "ops.job_runs", [row])
     write_table(df, settings.table_path(*AUDIT_TABLE), mode="append", append_only=True,
                 comment="shuzhi job runs (append-only audit)")
 
@@ -96,16 +80,9 @@ def audited(spark, settings: Settings, *, stage: str, source: str | None, batch_
 RULE_HITS = ("ops", "rule_hits")
 
 
-def rule_hits_schema() -> T.StructType:
-    s = T.StringType()
-    return T.StructType([T.StructField(n, t) for n, t in [
-        ("batch_date", T.DateType()), ("stage", s), ("rule_id", s), ("source", s), ("entity", s), ("action", s),
-        ("hits", T.LongType())]])
-
-
 def record_rule_hits(spark, settings: Settings, rows: list[dict], *, replace_where: str, txn: str) -> None:
     """A stage's nightly hit count of each rule (``ops.rule_hits``, published with the rule
     catalogue): the rows of ``replace_where`` replaced, once per ``txn``."""
-    write_table(spark.createDataFrame(rows, rule_hits_schema()), settings.table_path(*RULE_HITS), mode="replace",
+    write_table(rows_frame(spark, "ops.rule_hits", rows), settings.table_path(*RULE_HITS), mode="replace",
                 replace_where=replace_where, partition_by=["batch_date"], txn=(txn + ":rule_hits", 0),
                 comment="nightly hit count of every rule (published with the rule catalogue)")

@@ -20,6 +20,9 @@ from typing import Iterable, Literal, Sequence
 from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
+from . import registry
+from .errors import MoveNotVerified
+
 WriteMode = Literal["append", "replace", "snapshot"]
 
 
@@ -144,6 +147,46 @@ def write_table(df, path: Path | str, *, mode: WriteMode = "append", replace_whe
     return WriteResult(path, table_version(spark, path), skipped=False)
 
 
+_PRIMITIVES = {"string": T.StringType(), "long": T.LongType(), "int": T.IntegerType(), "double": T.DoubleType(),
+               "boolean": T.BooleanType(), "date": T.DateType(), "timestamp": T.TimestampType(),
+               "binary": T.BinaryType()}
+
+
+def spark_type(text: str) -> T.DataType:
+    """A column type as ``schemas/tables.yaml`` writes it (``long``, ``array<string>``,
+    ``array<struct<table:string,rows:long>>``) as a Spark type (no JVM needed).
+
+    >>> spark_type("array<struct<table:string,rows:long>>").simpleString()
+    'array<struct<table:string,rows:bigint>>'
+    """
+    text = text.strip()
+    if text in _PRIMITIVES:
+        return _PRIMITIVES[text]
+    if text.startswith("array<") and text.endswith(">"):
+        return T.ArrayType(spark_type(text[6:-1]))
+    if text.startswith("struct<") and text.endswith(">"):
+        fields, depth, start, body = [], 0, 0, text[7:-1]
+        for i, ch in enumerate(body + ","):
+            depth += {"<": 1, ">": -1}.get(ch, 0)
+            if ch == "," and depth == 0:
+                name, _, typ = body[start:i].partition(":")
+                fields.append(T.StructField(name.strip(), spark_type(typ)))
+                start = i + 1
+        return T.StructType(fields)
+    raise ValueError(f"column type {text!r}: not one of {', '.join(_PRIMITIVES)}, array<…>, struct<…>")
+
+
+def schema_of(key: str) -> T.StructType:
+    """The schema a writer gives the rows of a table declared column by column (the ops tables):
+    its columns in the registry's order, types and NOT NULL from ``schemas/tables.yaml``."""
+    return T.StructType([T.StructField(c.name, spark_type(c.type), c.nullable) for c in registry.table(key).columns])
+
+
+def rows_frame(spark, key: str, rows: list[dict]):
+    """``rows`` (dicts) as a DataFrame of the registry's schema for table ``key``."""
+    return spark.createDataFrame(rows, schema_of(key))
+
+
 def read_table(spark, path: Path | str):
     return spark.read.format("delta").load(str(path))
 
@@ -204,6 +247,27 @@ def merge_table(
     return WriteResult(path, table_version(spark, path), skipped=False)
 
 
+def _declared(settings, key: str, columns) -> tuple[str, dict]:
+    """The path of table ``key`` and what ``schemas/tables.yaml`` declares for its creation."""
+    t = registry.table(key)
+    layer, name = key.split(".", 1)
+    return str(settings.table_path(layer, name)), dict(partition_by=list(t.partition_by), comment=t.description,
+                                                        stats_columns=t.stats_columns(columns))
+
+
+def write_to(settings, key: str, df, **kw) -> WriteResult:
+    """``write_table`` into the registered table ``key`` (``layer.name``): its path, partitioning,
+    append-only flag, statistics policy and description come from the registry."""
+    path, declared = _declared(settings, key, df.columns)
+    return write_table(df, path, append_only=registry.table(key).append_only, **declared, **kw)
+
+
+def merge_into(settings, key: str, df, **kw) -> WriteResult:
+    """``merge_table`` into the registered table ``key`` (as ``write_to``)."""
+    path, declared = _declared(settings, key, df.columns)
+    return merge_table(df, path, **declared, **kw)
+
+
 def delete_matching(spark, path: Path | str, doomed, keys: Sequence[str]) -> int:
     """Delete the target rows matching ``doomed`` on ``keys`` (null-safe) with one MERGE."""
 
@@ -221,3 +285,23 @@ def delete_matching(spark, path: Path | str, doomed, keys: Sequence[str]) -> int
     if last["version"] == before:
         return 0
     return int((last["operationMetrics"] or {}).get("numTargetRowsDeleted", 0))
+
+
+def move_rows(spark, rows, source: str, target: str, *, partition_by=(), codec: str | None = None,
+              stats_columns=None, comment: str | None = None) -> int:
+    """Move ``rows`` between two Delta tables keyed on ``record_id``: copy them into ``target``
+    (MERGE, so a repeated copy changes nothing), check every one is there, and only then delete
+    them from ``source`` — killed at any point, each row is in at least one of the two. Returns
+    the rows moved; ``MoveNotVerified`` (source untouched) if the copy is short."""
+    n = rows.count()
+    if not n:
+        return 0
+    with parquet_codec(spark, codec):
+        merge_table(rows, target, keys=["record_id"], update_when="s.updated_at >= t.updated_at",
+                    partition_by=partition_by, stats_columns=stats_columns, comment=comment)
+    ids = rows.select("record_id")
+    there = read_table(spark, target).join(ids, "record_id", "left_semi").count()
+    if there < n:
+        raise MoveNotVerified(f"tier move {source} → {target}: {n} records copied, {there} found; source kept")
+    delete_matching(spark, source, ids, ["record_id"])
+    return n

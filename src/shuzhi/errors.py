@@ -46,3 +46,8 @@ class JobFailed(ShuzhiError):
 
 # exit codes of a job's entry point (``jobs/<job>.py``) for the faults a caller acts on
 EXIT_CODES = {DeliveryRejected: 3, GateFailed: 4, DestructionNotProven: 5, UsageError: 2}
+
+
+class MoveNotVerified(ShuzhiError):
+    """A move between tables (the tier stage's hot ↔ cold) does not hold every record it should
+    in its target; the source was left untouched."""

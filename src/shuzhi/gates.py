@@ -26,11 +26,10 @@ from urllib.parse import unquote, urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from . import publish, registry
 from .config import EXPECTATIONS_DIR, Settings
-from .delta import committed_txn_version, read_table, table_exists, table_version, write_table
+from .delta import committed_txn_version, read_table, rows_frame, table_exists, table_version, write_table
 from .errors import GateFailed, UsageError
 from .rules import rules_for
 from .schemas import Entity, catalog
@@ -318,16 +317,6 @@ def validate(df, settings: Settings, suite_name: str, expectations: list[Expecta
     return vres
 
 
-def _results_schema():
-
-    s = T.StringType()
-    return T.StructType([T.StructField(n, t) for n, t in [
-        ("gate_run_id", s), ("suite", s), ("table", s), ("batch_date", T.DateType()), ("table_version", T.LongType()),
-        ("rows", T.LongType()), ("expectation", s), ("column", s), ("kwargs", s), ("severity", s), ("why", s),
-        ("success", T.BooleanType()), ("unexpected_count", T.LongType()), ("unexpected_percent", T.DoubleType()),
-        ("observed", s), ("evaluated_at", T.TimestampType()), ("txn_id", s)]])
-
-
 def suite_fingerprint(expectations: list[Expectation]) -> str:
 
     blob = json.dumps([(e.type, e.kwargs, e.severity) for e in expectations], sort_keys=True, default=str)
@@ -455,7 +444,7 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
             observed=None if observed is None else json.dumps(observed, ensure_ascii=False, default=str)[:500],
             evaluated_at=now, txn_id=txn_id))
     out.status = "failed" if out.failed_critical else "warned" if out.failed_warning else "passed"
-    w = write_table(spark.createDataFrame(records, _results_schema()), results_path,
+    w = write_table(rows_frame(spark, "ops.gate_results", records), results_path,
                     mode="append", append_only=True, partition_by=["suite"],
                     txn=(txn_id, 0), comment="GX gate results, one row per expectation")
     out.skipped_write = w.skipped

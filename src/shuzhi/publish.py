@@ -39,6 +39,7 @@ Three traps this module exists for:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,11 +47,10 @@ from datetime import date, datetime
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from . import registry
 from .config import Settings
-from .delta import read_table, table_exists, table_version, write_table
+from .delta import read_table, rows_frame, table_exists, table_version, write_table
 from .errors import ShuzhiError
 
 log = logging.getLogger("shuzhi.publish")
@@ -117,13 +117,6 @@ class Verdicts:
         return f"#{n}" if n else ""
 
 
-def _schema() -> T.StructType:
-    s = T.StringType()
-    return T.StructType([T.StructField("table", s, False), T.StructField("version", T.LongType(), False),
-                         T.StructField("batch_date", T.DateType()), T.StructField("status", s, False),
-                         T.StructField("by", s), T.StructField("at", T.TimestampType(), False)])
-
-
 def is_published_table(key: str) -> bool:
     return key in registry.published_tables()
 
@@ -146,7 +139,7 @@ def _append(spark, settings: Settings, rows: list[dict]) -> None:
     if not rows:
         return
     txn = "publish:" + ";".join(f"{r['table']}:{r['version']}:{r['status']}" for r in rows)
-    write_table(spark.createDataFrame(rows, _schema()), settings.table_path(*PUBLISHED), mode="append",
+    write_table(rows_frame(spark, "ops.published", rows), settings.table_path(*PUBLISHED), mode="append",
                 append_only=True, txn=(txn, 0),
                 comment="write–audit–publish: the gate's verdict on each version of a silver or gold table")
     for r in rows:
@@ -281,3 +274,13 @@ def retention_writes(spark, settings: Settings, stage: str, as_of: str):
         yield
     for key in keys:
         publish_head(spark, settings, key, as_of, stage)
+
+
+def inputs_fingerprint(spark, settings: Settings, published: list[str], heads: list[str]) -> str:
+    """Which versions a stage's output is computed from: the ``published`` tables at the version
+    readers see, the others (``heads``) at their head (-1 for a table that does not exist)."""
+    parts = [f"{k}={read_version(spark, settings, *k.split('.', 1))}" for k in published]
+    for k in heads:
+        p = settings.table_path(*k.split(".", 1))
+        parts.append(f"{k}={table_version(spark, p) if table_exists(spark, p) else -1}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

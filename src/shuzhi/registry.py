@@ -54,7 +54,7 @@ TABLE_KEYS = {"layer", "name", "description", "description_zh", "keys", "partiti
               "gate", "batch_column", "written_by", "stats_columns", "schema", "notes"}
 OPTIONAL_TABLE_KEYS = {"description_zh", "stats_columns", "notes"}
 SCHEMA_KEYS = {"fields", "like", "columns"}
-COLUMN_KEYS = {"name", "type", "level", "kind", "note"}
+COLUMN_KEYS = {"name", "type", "level", "kind", "note", "nullable"}
 ZONE_KEYS = {"name", "notes"}
 
 
@@ -70,6 +70,7 @@ class Column:
     level: str                 # L1..L4 of the value (of what a token or digest stands for)
     kind: str = "value"        # value | enc | token | digest
     note: str = ""
+    nullable: bool = True      # false: the writers' schema (``shuzhi.delta.schema_of``) says NOT NULL
 
     @property
     def stats_allowed(self) -> bool:
@@ -232,8 +233,11 @@ def _names(raw: Any, where: str) -> tuple[str, ...]:
 
 def _column(raw: Any, where: str, entity_table: bool) -> Column:
     c = _check_keys(raw, COLUMN_KEYS, where, ("name", "type", "level"))
-    col = Column(str(c["name"]), str(c["type"]), str(c["level"]), str(c.get("kind", "value")), str(c.get("note", "")))
+    col = Column(str(c["name"]), str(c["type"]), str(c["level"]), str(c.get("kind", "value")), str(c.get("note", "")),
+                 c.get("nullable", True))
     where = f"{where} ({col.name})"
+    if not isinstance(col.nullable, bool):
+        raise _fail(where, f"nullable must be true or false, got {col.nullable!r}")
     if col.level not in LEVELS:
         raise _fail(where, f"level {col.level!r} not in {', '.join(LEVELS)}")
     if col.kind not in KINDS:
@@ -464,7 +468,8 @@ def _level(c: Column) -> str:
 
 def _column_rows(cols: Iterable[Column]) -> list[str]:
     out = ["| column | type | level | meaning |", "| --- | --- | --- | --- |"]
-    out += [f"| `{c.name}` | {_cell(c.type)} | {_level(c)} | {_cell(c.note)} |" for c in cols]
+    out += [f"| `{c.name}` | {_cell(c.type)}{'' if c.nullable else ' not null'} | {_level(c)} | {_cell(c.note)} |"
+            for c in cols]
     return out
 
 

@@ -16,24 +16,16 @@ from datetime import date, datetime, time, timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from .access import ACCESS_LOG, PIPELINE_ROLE, Reader, read, unified
+from .access import ACCESS_LOG, PIPELINE_ROLE, Reader, read, read_if_exists, unified
 from .archive import read_archived
 from .config import Settings
 from .crypto import Keyring
-from .delta import read_table, table_exists, write_table
+from .delta import read_table, rows_frame, table_exists, write_table
 from .frames import union_all
 from .retention import Policy, load_policy
 from .schemas import Entity, catalog
 from .stages.retention import cold_candidates, destroyed_records, entity_ref, held_tokens, silver_refs
-
-ROW_KEY = ["_batch_date", "_file", "_row"]     # one delivered line (bronze, quarantines)
-
-
-def read_if_exists(spark, settings: Settings, layer: str, name: str) -> DataFrame | None:
-    p = settings.table_path(layer, name)
-    return read_table(spark, p) if table_exists(spark, p) else None
 
 
 @dataclass
@@ -144,11 +136,7 @@ def record_status(spark, settings: Settings, as_of: str, stage: str, *, held_bef
     row = dict(batch_date=day, stage=stage, overdue=overdue_count(spark, settings, policy, keyring, day, stage),
                held_before=held_before, held_after=held_count(spark, settings, policy, keyring, day),
                verified=verified, detail=(detail or "")[:2000], recorded_at=datetime.now())
-    schema = T.StructType([T.StructField("batch_date", T.DateType(), False), T.StructField("stage", T.StringType()),
-                           T.StructField("overdue", T.LongType()), T.StructField("held_before", T.LongType()),
-                           T.StructField("held_after", T.LongType()), T.StructField("verified", T.BooleanType()),
-                           T.StructField("detail", T.StringType()), T.StructField("recorded_at", T.TimestampType())])
-    write_table(spark.createDataFrame([row], schema), settings.table_path(*STATUS), mode="replace",
+    write_table(rows_frame(spark, "ops.retention_status", [row]), settings.table_path(*STATUS), mode="replace",
                 replace_where=f"batch_date = DATE'{as_of}' AND stage = '{stage}'",
                 comment="retention stages: overdue records after each stage, records under hold before/after")
     return {k: v for k, v in row.items() if k not in ("batch_date", "recorded_at")}

@@ -405,3 +405,28 @@ def observed_conflicts(s: dict[str, DataFrame], batch_date: date, pending: DataF
         sev[F.col("rule_id")].alias("severity"), "departments", "record_refs", "subject", "person_token",
         "citizen_id_enc", "evidence", F.lit(batch_date).alias("first_seen"), F.lit(batch_date).alias("last_seen"),
         F.lit("open").alias("status"), F.lit(None).cast("date").alias("resolved_on"), F.lit(run_id).alias("_run_id"))
+
+
+def register_merge(batch_date: str) -> dict:
+    """How tonight's observations (``observed_conflicts``) go into the register, as the keywords of
+    ``shuzhi.delta.merge_table``: keyed on the stable conflict id; one observed again is open with
+    tonight's evidence and keeps its first-seen date; one not observed tonight is resolved today."""
+    return dict(keys=["conflict_id"],
+                update_set={"last_seen": "s.last_seen", "status": "'open'", "resolved_on": "NULL",
+                            "record_refs": "s.record_refs", "departments": "s.departments",
+                            "evidence": "s.evidence", "citizen_id_enc": "s.citizen_id_enc", "_run_id": "s._run_id"},
+                update_when="t.last_seen <= s.last_seen",
+                when_not_matched_by_source=(f"t.status = 'open' AND t.last_seen < DATE'{batch_date}'",
+                                            {"status": "'resolved'", "resolved_on": f"DATE'{batch_date}'"}))
+
+
+def register_counts(register: DataFrame, batch_date: date) -> DataFrame:
+    """One row: (open, opened tonight, resolved tonight) of the register after tonight's MERGE
+    (zeros for an empty register), in one pass."""
+    return register.agg(_count(F.col("status") == "open").alias("open_total"),
+                        _count(F.col("first_seen") == F.lit(batch_date)).alias("opened"),
+                        _count(F.col("resolved_on") == F.lit(batch_date)).alias("resolved"))
+
+
+def _count(cond: F.Column) -> F.Column:
+    return F.coalesce(F.sum(F.when(cond, 1).otherwise(0)), F.lit(0)).cast("long")

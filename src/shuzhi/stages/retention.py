@@ -23,6 +23,8 @@ from ..frames import union_all
 from ..retention import LOAD_DATE, Hold, RetentionClass
 from ..schemas import Entity
 
+ROW_KEY = ["_batch_date", "_file", "_row"]     # one delivered line (bronze, quarantines)
+
 
 def _as_array(df: DataFrame, col: str):
     if isinstance(df.schema[col].dataType, T.ArrayType):
@@ -175,3 +177,10 @@ def doomed_gold(name: str, gold: DataFrame, doomed: DataFrame, persons: DataFram
         return gone.unionByName(gold.join(tok, gold["owner_token"] == tok["__t"], "left_semi"))
     t_arr = persons.agg(F.collect_set("token").alias("__ts"))
     return gone.unionByName(gold.crossJoin(t_arr).filter(F.arrays_overlap("person_tokens", "__ts")).drop("__ts"))
+
+
+def delivered_versions(bronze: DataFrame, entity: Entity, chosen: DataFrame) -> DataFrame:
+    """Every bronze version (delivered line) of the records ``chosen`` (``ref``) — what goes to
+    the archive with them."""
+    return (bronze.withColumn("__ref", entity_ref(entity, entity.record_id))
+            .join(chosen.select(F.col("ref").alias("__ref")), "__ref", "left_semi").drop("__ref"))

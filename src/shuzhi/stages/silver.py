@@ -15,7 +15,7 @@ plaintext of an L3/L4 field: ``before``/``after`` are kept for L1/L2 fields only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -415,6 +415,16 @@ def with_person_hint(df: DataFrame, entity: Entity, keyring: Keyring) -> DataFra
                                                     keyring))
 
 
+def silver_rows(bronze: DataFrame, entity: Entity, keyring: Keyring, batch_date: str, regions_df: DataFrame,
+                rules: dict[str, Rule], run_id: str, loaded_at: datetime) -> DataFrame:
+    """One night's bronze rows of an entity as the clean stage writes them: standardised
+    (``standardise``), with the person hint and the run's lineage, L3/L4 encrypted (``protect``);
+    ``_findings`` and ``_quarantine`` still attached."""
+    std = with_person_hint(standardise(bronze, entity, keyring, batch_date, regions_df, rules), entity, keyring)
+    std = std.withColumn("_run_id", F.lit(run_id)).withColumn("_loaded_at", F.lit(loaded_at))
+    return protect(std, entity, keyring)
+
+
 def findings_rows(std: DataFrame, run_id: str) -> DataFrame:
     """One row per rule hit of the standardisation."""
     return (std.select("_source", "_entity", "_batch_date", "_file", "_row", "record_id",
@@ -459,6 +469,19 @@ def classify_against_silver(survivors: DataFrame, current: DataFrame | None) -> 
         .otherwise("stale")
     )
     return j.withColumn("__state", state).drop("__rid", "__cur_upd", "__cur_h", "__cur_d", "__cur_row")
+
+
+def superseded_rows(dup: DataFrame, states: DataFrame, run_id: str) -> DataFrame:
+    """The findings rows of the lines that do not reach silver although nothing is wrong with them:
+    the night's duplicates and older versions (``dedupe``) and the versions older than (or tied
+    with) the one silver holds (``classify_against_silver``'s ``stale``)."""
+    stale = states.filter(F.col("__state") == "stale").select(
+        "_source", "_entity", "_batch_date", "_file", "_row", "record_id", F.lit("DUP_VERSION").alias("rule_id"),
+        F.lit("older than (or tied with) the version already in silver").alias("change"))
+    return dup.unionByName(stale).select(
+        "_source", "_entity", "_batch_date", "_file", "_row", "record_id", F.lit("").alias("field"), "rule_id",
+        F.lit("supersede").alias("action"), "change", F.lit(None).cast("string").alias("before"),
+        F.lit(None).cast("string").alias("after"), F.lit(run_id).alias("_run_id"))
 
 
 def quarantine_rows(std_q: DataFrame, bronze: DataFrame, entity: Entity, keyring: Keyring) -> DataFrame:

@@ -179,3 +179,16 @@ def organisation_theme(s, batch_date: date) -> DataFrame:
     tags = F.filter(F.array(F.when(~F.col("uscc_valid"), "invalid_uscc")), lambda x: x.isNotNull())
     return g.select("uscc", "name", "uscc_valid", "enrolled_persons", "contributing_persons", tags.alias("tags"),
                     F.lit(batch_date).alias("_as_of"))
+
+
+def theme_tables(s: dict[str, DataFrame], person: DataFrame, batch_date: date) -> dict[str, DataFrame]:
+    """The theme tables tonight, from the silver inputs there are and the person theme
+    (``person_theme``, which the event theme links to): person, house, event, organisation."""
+    out = {"person": person}
+    if "houses" in s:
+        out["house"] = house_theme(s, batch_date)
+    if "incidents" in s:
+        out["event"] = event_theme(s, person, out.get("house"), batch_date)
+    if "ss" in s:
+        out["organisation"] = organisation_theme(s, batch_date)
+    return out
