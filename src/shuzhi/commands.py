@@ -5,6 +5,7 @@ Every argument is checked by ``check_usage`` before a command starts Spark: a ba
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -12,11 +13,12 @@ import sys
 from pathlib import Path
 
 from pyspark.errors import PySparkException
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from . import exports
-from .access import Reader, check_table, check_table_name, lake_tables, read
+from . import catalogue, exports, feedback, workflow
+from .access import Reader, check_role, check_table, check_table_name, lake_tables, read
 from .archive import MANIFEST, ArchiveCorrupt, archive_root
 from .demo import delivered_nights, run_demo
 from .errors import DeliveryRejected, DestructionNotProven, GateFailed, ShuzhiError, UsageError
@@ -28,7 +30,7 @@ from .tasks import clean, gate, ingest, restore, retention_stage, verify
 
 # Commands that need an existing lake: they read it (or, for the retention stages and the gate,
 # act on what it holds) and must never create one at a mistyped SHUZHI_HOME.
-NEEDS_LAKE = {"summary", "rules", "export", "query", "gate", "restore", "tier", "archive", "destroy"}
+NEEDS_LAKE = {"summary", "rules", "export", "query", "gate", "restore", "tier", "archive", "destroy", "conflicts"}
 
 
 def _spark(settings):
@@ -66,9 +68,13 @@ def check_usage(settings, a) -> None:
     if cmd == "export":
         check_filters(a.what, night=a.night, status=getattr(a, "status", None), rule=a.rule,
                       source=getattr(a, "source", None))
+        if a.what == "feedback":
+            feedback.check_department(a.department)
         Reader.from_env(role=os.environ.get("SHUZHI_ROLE") or "governance_office")
     if cmd == "rules":
         parse_night(a.night)
+    if cmd == "conflicts":
+        _check_conflicts(a)
     if cmd == "demo":
         for night in a.night or []:
             parse_night(night)
@@ -103,6 +109,30 @@ def check_lake(settings) -> None:
 def _check_month(month: str) -> None:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise UsageError(f"--month {month!r} is not a month (expected YYYY-MM, e.g. 2026-10)")
+
+
+def _check_conflicts(a) -> None:
+    """``shuzhi conflicts …``: the id's form, department, reason, status, role and a required
+    comment (``conf/workflow.yaml``); whether the conflict exists and may take the action is
+    answered by ``workflow.act`` (it needs the register)."""
+    wf = workflow.load_workflow()
+    role = a.role or wf.office_role
+    if a.wf_cmd == "list":
+        check_role(role)
+        if a.status is not None:
+            workflow.check_status(a.status)
+        if a.department is not None:
+            workflow.check_department(a.department)
+        if a.limit < 1:
+            raise UsageError(f"--limit {a.limit} must be at least 1")
+        return
+    workflow.check_conflict_id(a.conflict_id)
+    workflow.check_acting_role(wf, role)
+    if a.wf_cmd == "assign":
+        workflow.check_department(a.to)
+    if a.wf_cmd == "resolve":
+        workflow.check_reason(wf, a.reason)
+    workflow.check_comment(wf, a.conflict_id, a.wf_cmd, getattr(a, "reason", None), a.comment)
 
 
 def _check_batch(settings, batch_id: str) -> None:
@@ -205,6 +235,8 @@ def cmd_export(settings, a) -> int:
             spark = _spark(settings)
             if a.what == "conflicts":
                 n = exports.export_conflicts(spark, settings, out, night=a.night, status=status, rule=a.rule)
+            elif a.what == "feedback":
+                n = feedback.export_feedback(spark, settings, out, department=a.department, night=a.night)
             else:
                 n = exports.export_quarantine(spark, settings, out, night=a.night, source=source, rule=a.rule)
                 s_out = exports.summary_path(out)
@@ -237,6 +269,54 @@ def cmd_rules(settings, a) -> int:
     if a.csv:
         print(f"rules: {n} rows → {Path(a.csv).resolve()}")
     return 0
+
+
+def cmd_conflicts(settings, a) -> int:
+    """``shuzhi conflicts ack|assign|resolve ID …`` (one event of ops.conflict_events) and
+    ``shuzhi conflicts list`` (a one-screen table: masked identity, nothing L3/L4; why a conflict
+    reopened is in ``workflow.state_frame`` / ``conflict_summary``)."""
+    wf = workflow.load_workflow()
+    who = a.by or os.environ.get("USER") or getpass.getuser()
+    role = a.role or wf.office_role
+    try:
+        if a.wf_cmd == "list":
+            with Console(stderr=True).status("reading the conflicts register …"):
+                total, rows = workflow.list_conflicts(_spark(settings), settings, wf, Reader(who, role),
+                                                      status=a.status, department=a.department, limit=a.limit)
+            _print_conflicts(total, rows, a)
+            return 0
+        with Console(stderr=True).status(f"{a.wf_cmd} {a.conflict_id} …"):
+            res = workflow.act(_spark(settings), settings, wf, a.conflict_id, a.wf_cmd, who=who, role=role,
+                               department=getattr(a, "to", None), reason=getattr(a, "reason", None),
+                               comment=a.comment)
+    except ShuzhiError as exc:
+        return fail(exc)
+    ev = res["event"]
+    extra = {"assign": f" to {ev['department']}", "resolve": f" as {ev['reason']}"}.get(ev["action"], "")
+    print(f"conflict {ev['conflict_id']}: {ev['action']}{extra} by {ev['who']} ({ev['role']}) — "
+          f"{res['was']} → {res['state']} (event {ev['event_id']})")
+    return 0
+
+
+def _print_conflicts(total: int, rows: list[dict], a) -> None:
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    filters = ", ".join(f for f in (a.status, a.department) if f)
+    t = Table(title=f"conflicts{' — ' + filters if filters else ''}: {total:,} (oldest first"
+                    f"{f', first {len(rows)}' if total > len(rows) else ''})", title_justify="left",
+              box=box.SIMPLE_HEAD)
+    # the id, masked subject and state never wrap nor shorten; the rest folds to one screen's width
+    for col, keep in (("conflict id", True), ("rule", False), ("sev", False), ("departments", False),
+                      ("subject (masked)", True), ("state", True), ("assigned", False), ("first seen", True),
+                      ("age", True), ("resolution", False)):
+        t.add_column(col, justify="right" if col == "age" else "left", no_wrap=keep, overflow="fold")
+    for r in rows:
+        note = r["resolution"] or ""
+        if r["reopened"] and r["state"] != "reopened":
+            note = "reopened earlier"
+        t.add_row(r["conflict_id"], r["rule_id"], r["severity"] or "", ",".join(r["departments"] or []),
+                  r["subject_masked"] or "", r["state"], r["assigned_to"] or "", str(r["first_seen"] or ""),
+                  str(r["age_days"] if r["age_days"] is not None else ""), note)
+    console.print(t)
 
 
 def register(sub) -> None:
@@ -293,7 +373,35 @@ def register(sub) -> None:
         else:
             k.add_argument("--source", metavar="S", help="department, e.g. police")
         k.set_defaults(fn=cmd_export)
+    k = kinds.add_parser("feedback", help="one department's records of a night that were quarantined, corrected "
+                                          "or flagged by a rule, or named by an open conflict (数据回流)")
+    k.add_argument("--department", required=True, metavar="S", help="department, e.g. police")
+    k.add_argument("--night", required=True, metavar="D", help="batch date YYYY-MM-DD")
+    k.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (replaced atomically)")
+    k.set_defaults(fn=cmd_export, rule=None)
     p = sub.add_parser("rules", help="the rule catalogue with its hit counts (ops.rule_hits)")
     p.add_argument("--night", metavar="D", help="hits of one batch date (default: all nights)")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV (UTF-8 with BOM)")
     p.set_defaults(fn=cmd_rules)
+    catalogue.register(sub)
+    p = sub.add_parser("conflicts", help="the office's conflict workflow: ack, assign, resolve, list "
+                                         "(ops.conflict_events, conf/workflow.yaml)")
+    acts = p.add_subparsers(dest="wf_cmd", required=True)
+    for act, help_ in (("ack", "acknowledge a conflict"), ("assign", "assign a conflict to a department"),
+                       ("resolve", "resolve a conflict with a reason"),
+                       ("list", "the conflicts in their workflow state (masked identity)")):
+        k = acts.add_parser(act, help=help_)
+        if act != "list":
+            k.add_argument("conflict_id", help="24 hex characters (`shuzhi conflicts list`)")
+            k.add_argument("--comment", metavar="T")
+        if act == "assign":
+            k.add_argument("--to", required=True, metavar="DEPT", help="department, e.g. police")
+        if act == "resolve":
+            k.add_argument("--reason", required=True, metavar="R", help="a reason of conf/workflow.yaml")
+        if act == "list":
+            k.add_argument("--status", metavar="S", help="open | acknowledged | assigned | resolved | reopened")
+            k.add_argument("--department", metavar="DEPT", help="involving or assigned to it")
+            k.add_argument("--limit", type=int, default=20)
+        k.add_argument("--by", help="who acts (default: $USER)")
+        k.add_argument("--role", help="a role of conf/roles.yaml (default: conf/workflow.yaml office_role)")
+        k.set_defaults(fn=cmd_conflicts)

@@ -239,9 +239,11 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def write_csv(out: Path, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> int:
-    """Write ``rows`` under a ``中文/english`` header: UTF-8 with BOM, CRLF, RFC 4180 quoting, atomically
-    (temporary file in the same folder, then rename). Returns the number of data rows."""
+def write_csv(out: Path, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]],
+              header: str = "{zh}/{en}") -> int:
+    """Write ``rows`` under a ``中文/english`` header (``header``: the cell's format): UTF-8 with BOM, CRLF,
+    RFC 4180 quoting, atomically (temporary file in the same folder, then rename). Returns the number of
+    data rows."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -249,7 +251,7 @@ def write_csv(out: Path, columns: Sequence[tuple[str, str]], rows: Iterable[Sequ
     try:
         with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:
             w = csv.writer(fh, dialect="excel", lineterminator="\r\n")
-            w.writerow([f"{zh}/{en}" for en, zh in columns])
+            w.writerow([header.format(zh=zh, en=en) for en, zh in columns])
             for r in rows:
                 w.writerow([_cell(v) for v in r])
                 n += 1
