@@ -32,9 +32,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from .access import lake_tables, read_if_exists
 from .config import CONF_DIR, SCHEMAS_DIR, Settings, load_yaml
+from .publish import read_published
 from .registry import Table, tables
-from .schemas import Catalog, Element, catalog
+from .schemas import LEVELS, Catalog, Element, catalog
 
 SHARING_YAML = "sharing.yaml"
 LAYER_ZH = {"bronze": "原始层", "silver": "标准层", "gold": "专题与冲突层", "ops": "运行记录", "cold": "冷存储层",
@@ -78,8 +83,6 @@ def parse_sharing(raw: Mapping[str, Any]) -> SharingRule:
     ...
     shuzhi.catalogue.SharingRuleError: conf/sharing.yaml: fields.L1: class '乙' is not one of 甲
     """
-    from .schemas import LEVELS
-
     classes = raw.get("classes") or {}
     ranks = {str(c): int(v["rank"]) for c, v in classes.items()}
     if raw.get("dataset_rule") != "most_restrictive":
@@ -340,12 +343,6 @@ def render_catalogue_html(cat: Mapping[str, Any]) -> str:
 def gather_facts(spark, settings: Settings) -> dict:
     """The lake's facts per table (last commit time, rows readers see) and the latest overall
     quality score per department (``ops.quality_scores``; none while that table does not exist)."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
-    from .access import lake_tables, read_if_exists
-    from .publish import read_published
-
     known: dict[str, dict] = {}
     for key in lake_tables(settings):
         layer, name = key.split(".", 1)

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .config import Settings
+from .config import SCHEMAS_DIR, Settings, load_yaml
 from .crypto import Keyring
 from .delta import table_exists
 from .exports import ExportError, _read_logged, mask_citizen_id_col, mask_dates_beside, parse_night, write_csv
@@ -262,8 +262,6 @@ class Texts:
 
 
 def _source_zh(source: str) -> str:
-    from .config import SCHEMAS_DIR, load_yaml
-
     return str(load_yaml("feeds.yaml", SCHEMAS_DIR)["sources"][source].get("name_zh", source))
 
 
