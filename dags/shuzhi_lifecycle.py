@@ -2,6 +2,8 @@
 
     gate bronze (every table + quarantine) → clean → gate silver (every table, quarantine,
     findings, conservation) → cross-verify → gate gold (conflicts register, theme tables)
+    → quality (metrics, department scorecards, anomaly flags; a failure-severity flag fails it)
+    → report (the night's cockpit page; runs whatever quality's outcome)
 
 A failed critical gate stops everything downstream of it. Tiering, archive and destroy stages
 are added by the lifecycle issue.
@@ -72,6 +74,20 @@ def shuzhi_lifecycle():
 
         return for_airflow(run_verify, bd)
 
+    @task(outlets=[asset("ops.quality_metrics")])
+    def quality(bd: str) -> dict:
+        from shuzhi.tasks import for_airflow
+        from shuzhi.tasks import quality as run_quality
+
+        return for_airflow(run_quality, bd)
+
+    @task(trigger_rule="all_done")
+    def report(bd: str) -> dict:
+        from shuzhi.tasks import for_airflow
+        from shuzhi.tasks import report as run_report
+
+        return for_airflow(run_report, bd)
+
     bd = batch_date()
     bronze = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in BRONZE_GATES]
     cleaned = clean(bd)
@@ -82,6 +98,7 @@ def shuzhi_lifecycle():
     silver >> verified
     gold = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in GOLD_GATES]
     verified >> gold
+    gold >> quality(bd) >> report(bd)
 
 
 shuzhi_lifecycle()

@@ -61,13 +61,14 @@ BAD_ARGUMENTS = [
     (["export", "quarantine", "--out", "{tmp}/q.csv", "--source", "polic"],
      f"error: source 'polic' is not one of {SOURCES}"),
     (["rules", "--night", "tomorrow"], f"error: night 'tomorrow' {NOT_A_DATE}"),
+    (["report", "--night", "2026-11-31"], f"error: night '2026-11-31' {NOT_A_DATE}"),
     (["--env", "prod", "summary"], "error: environment 'prod' is not one of local, cluster (conf/environments.yaml)"),
     (["feedsim", "generate", "--start", "2026-11-31"], f"error: --start '2026-11-31' {NOT_A_DATE}"),
     (["feedsim", "demo", "--nights", "0"], "error: --nights 0 must be at least 1"),
 ]
 # reading commands (and the retention stages) on a lake that does not exist
 NO_LAKE = "error: no lake at {lake} (SHUZHI_HOME={home}); run the demo or ingest first"
-READS = [["summary"], ["rules"], ["export", "conflicts", "--out", "{tmp}/c.csv"],
+READS = [["summary"], ["rules"], ["report"], ["export", "conflicts", "--out", "{tmp}/c.csv"],
          ["export", "quarantine", "--out", "{tmp}/q.csv"], ["query", "silver.police_incidents"],
          ["feedsim", "score", "2026-11-25", "--truth", "{tmp}/truth"],
          ["gate", "bronze.police_population", "2026-11-25"],

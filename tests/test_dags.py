@@ -30,13 +30,16 @@ def test_dags_import_and_wiring(airflow_db):
         "gate_silver_quarantine", "gate_silver_findings", "gate_ops_conservation"}
     gold_gates = {f"gate_gold_{t}" for t in ("conflicts", "person", "house", "event", "organisation")}
     life_down = {t.task_id: set(t.downstream_task_ids) for t in life.tasks}
-    assert set(life_down) == bronze_gates | silver_gates | gold_gates | {"batch_date", "clean", "cross_verify"}
+    assert set(life_down) == bronze_gates | silver_gates | gold_gates | {"batch_date", "clean", "cross_verify",
+                                                                                "quality", "report"}
     # bronze gates → clean → silver gates → cross-verify → gold gates: a failed gate stops what follows
     assert all(life_down[g] == {"clean"} for g in bronze_gates)
     assert life_down["clean"] == silver_gates
     assert all(life_down[g] == {"cross_verify"} for g in silver_gates)
     assert life_down["cross_verify"] == gold_gates
-    assert all(life_down[g] == set() for g in gold_gates)
+    assert all(life_down[g] == {"quality"} for g in gold_gates) and life_down["quality"] == {"report"}
+    # the cockpit page is written whatever quality's outcome: a failed anomaly gate is what the office reads
+    assert life.get_task("report").trigger_rule == "all_done" and life_down["report"] == set()
     assert {a.name for a in life.get_task("cross_verify").outlets} == {"gold.conflicts"}
     # retention: tier → gate → archive → gate → destroy → verify → gate
     ret = {t.task_id: set(t.downstream_task_ids) for t in bag.get_dag("shuzhi_retention").tasks}

@@ -41,6 +41,17 @@ def test_nights_through_airflow(spark, settings, airflow_env):
         states = run_night(bag, night, sources)
         assert set(states.values()) == {"success"}, states
 
+    # The lifecycle's last step wrote each night's cockpit page, listed in the index; no identity
+    # number appears in it unmasked (masked numbers keep 6 + 4 digits around the stars).
+    import re
+    cockpit = settings.reports_dir / "cockpit"
+    index = (cockpit / "index.html").read_text(encoding="utf-8")
+    for night in NIGHTS:
+        page = (cockpit / f"{night}.html").read_text(encoding="utf-8")
+        assert f"数据治理驾驶舱 Governance cockpit — {night}" in page and f'href="{night}.html"' in index
+        assert re.search(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-Za-z])", page) is None
+    assert (cockpit / "catalogue.html").is_file() and (cockpit / "catalogue.json").is_file()
+
     # Conservation for every delivery of every night: manifest rows = bronze + quarantine.
     led = read_table(spark, settings.table_path("ops", "deliveries"))
     rows = led.collect()

@@ -376,7 +376,7 @@ def catalogue_for(settings: Settings, spark=None) -> dict:
     return build_catalogue(tables(), catalog(), load_sharing(), load_yaml("sources.yaml"), facts)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -391,9 +391,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def write_catalogue(cat: Mapping[str, Any], out: Path, html_out: Path | None = None) -> None:
     """JSON (UTF-8, Chinese as is) to ``out``; the HTML fragment to ``html_out`` if given."""
-    _write_atomic(Path(out), json.dumps(cat, ensure_ascii=False, indent=1) + "\n")
+    write_text_atomic(Path(out), json.dumps(cat, ensure_ascii=False, indent=1) + "\n")
     if html_out is not None:
-        _write_atomic(Path(html_out), render_catalogue_html(cat) + "\n")
+        write_text_atomic(Path(html_out), render_catalogue_html(cat) + "\n")
 
 
 def default_out(settings: Settings) -> Path:

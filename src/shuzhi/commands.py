@@ -17,7 +17,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from . import catalogue, exports, feedback, workflow
+from . import catalogue, cockpit_report, exports, feedback, workflow
 from .access import Reader, check_role, check_table, check_table_name, lake_tables, read
 from .archive import MANIFEST, ArchiveCorrupt, archive_root
 from .demo import delivered_nights, run_demo
@@ -30,7 +30,8 @@ from .tasks import clean, gate, ingest, restore, retention_stage, verify
 
 # Commands that need an existing lake: they read it (or, for the retention stages and the gate,
 # act on what it holds) and must never create one at a mistyped SHUZHI_HOME.
-NEEDS_LAKE = {"summary", "rules", "export", "query", "gate", "restore", "tier", "archive", "destroy", "conflicts"}
+NEEDS_LAKE = {"summary", "rules", "export", "query", "gate", "restore", "tier", "archive", "destroy", "conflicts",
+              "report"}
 
 
 def _spark(settings):
@@ -71,7 +72,7 @@ def check_usage(settings, a) -> None:
         if a.what == "feedback":
             feedback.check_department(a.department)
         Reader.from_env(role=os.environ.get("SHUZHI_ROLE") or "governance_office")
-    if cmd == "rules":
+    if cmd in ("rules", "report"):
         parse_night(a.night)
     if cmd == "conflicts":
         _check_conflicts(a)
@@ -384,6 +385,7 @@ def register(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV (UTF-8 with BOM)")
     p.set_defaults(fn=cmd_rules)
     catalogue.register(sub)
+    cockpit_report.register(sub)
     p = sub.add_parser("conflicts", help="the office's conflict workflow: ack, assign, resolve, list "
                                          "(ops.conflict_events, conf/workflow.yaml)")
     acts = p.add_subparsers(dest="wf_cmd", required=True)

@@ -26,6 +26,8 @@ from jobs import archive, destroy, tier
 from jobs import clean as clean_job
 from jobs import gate as gate_job
 from jobs import ingest as ingest_job
+from jobs import quality as quality_job
+from jobs import report as report_job
 from jobs import verify as verify_job
 
 from .access import lake_tables
@@ -39,7 +41,8 @@ from .spark import get_spark, spark_conf
 log = logging.getLogger("shuzhi.tasks")
 
 JOBS = {"ingest": ingest_job, "gate": gate_job, "clean": clean_job, "verify": verify_job, "tier": tier,
-        "archive": archive, "destroy": destroy}
+        "archive": archive, "destroy": destroy, "quality": quality_job,
+        "report": report_job}
 
 
 def resolve_batch_date(params: dict | None, logical_date: datetime | None, tz: str = "Asia/Shanghai") -> str:
@@ -106,6 +109,16 @@ def clean(batch_date: str, settings: Settings | None = None) -> dict:
 def verify(batch_date: str, settings: Settings | None = None) -> dict:
     """Cross-verify stage (silver → gold: conflicts register, theme tables)."""
     return run_job("verify", settings or Settings.load(), "verify", batch_date=batch_date)
+
+
+def quality(batch_date: str, settings: Settings | None = None) -> dict:
+    """The night's quality metrics, department scorecards and anomaly flags (after the gold gates)."""
+    return run_job("quality", settings or Settings.load(), "quality", batch_date=batch_date)
+
+
+def report(batch_date: str, settings: Settings | None = None) -> dict:
+    """The night's cockpit page, the index of nights and the catalogue page (the DAG's last step)."""
+    return run_job("report", settings or Settings.load(), "report", batch_date=batch_date)
 
 
 def retention_stage(stage: str, as_of: str, settings: Settings | None = None) -> dict:
