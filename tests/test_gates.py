@@ -35,6 +35,10 @@ def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, k
     failed = res.filter(~F.col("success")).select("expectation", "column", "severity", "unexpected_count").collect()
     assert [(r["column"], r["severity"], r["unexpected_count"]) for r in failed] == [("XBDM", "warning", 1)]
     assert data_docs_index(settings).is_file()
+    # its Data Docs page: the run named by the batch date, and a gate that only warned reads as succeeded
+    site = data_docs_index(settings).parent / "validations" / "bronze" / "police_population"
+    (page,) = site.glob(f"{D}/*/*.html")
+    assert "Succeeded" in page.read_text(encoding="utf-8") and ">Failed<" not in page.read_text(encoding="utf-8")
     n = res.count()
     gate.run(spark, settings, "bronze.police_population", D)          # same data version: no new results
     assert read_table(spark, settings.table_path("ops", "gate_results")).count() == n

@@ -289,13 +289,20 @@ def _gx_suite(name: str, expectations: list[Expectation]):
     suite = gx.ExpectationSuite(name=name)
     for e in expectations:
         suite.add_expectation_configuration(ExpectationConfiguration(
-            type=e.type, kwargs=e.kwargs, meta={"severity": e.severity, "why": e.why}))
+            type=e.type, kwargs=e.kwargs, severity=e.severity, meta={"severity": e.severity, "why": e.why}))
     return suite
 
 
-def validate(df, settings: Settings, suite_name: str, expectations: list[Expectation], asset: str):
-    """Run a suite over a (cached) DataFrame through a GX checkpoint that updates Data Docs."""
+def validate(df, settings: Settings, suite_name: str, expectations: list[Expectation], asset: str,
+             run_name: str = "whole-table"):
+    """Run a suite over a (cached) DataFrame through a GX checkpoint, then write its Data Docs page.
+
+    The run is named ``run_name`` (the batch date), so the page sits under
+    ``validations/<suite>/<batch date>/``. The result's ``success`` is the project's verdict
+    (no *critical* expectation failed) before the page is rendered: GX counts any failure, and a
+    gate that only warned would otherwise read as "Failed" to the office."""
     import great_expectations as gx  # lazy: GX takes seconds to import; DAG files and the CLI import this module
+    from great_expectations.core.run_identifier import RunIdentifier  # lazy, as above
 
     ctx = _context(str(settings.reports_dir))
     ds = ctx.data_sources.add_or_update_spark(name="shuzhi_spark")
@@ -310,10 +317,14 @@ def validate(df, settings: Settings, suite_name: str, expectations: list[Expecta
     suite = ctx.suites.add_or_update(_gx_suite(suite_name, expectations))
     vd = ctx.validation_definitions.add_or_update(gx.ValidationDefinition(name=suite_name, data=bd, suite=suite))
     cp = ctx.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"gate:{suite_name}", validation_definitions=[vd],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")], result_format={"result_format": "SUMMARY"}))
-    result = cp.run(batch_parameters={"dataframe": df})
-    (vres,) = result.run_results.values()
+        name=f"gate:{suite_name}", validation_definitions=[vd], actions=[],
+        result_format={"result_format": "SUMMARY"}))
+    result = cp.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name))
+    ((key, vres),) = result.run_results.items()
+    vres.success = not any(not r.success and (r.expectation_config.meta or {}).get("severity", "critical") == "critical"
+                           for r in vres.results)
+    ctx.validation_results_store.set(key, vres)
+    ctx.build_data_docs(resource_identifiers=[key])
     return vres
 
 
@@ -417,7 +428,8 @@ def run_gate(spark, settings: Settings, layer: str, table: str, batch_date: str 
     df = augment(spark, settings, layer, table, df).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = df.count()
-        vres = validate(df, settings, suite_name, expectations, asset=f"{layer}.{table}")
+        vres = validate(df, settings, suite_name, expectations, asset=f"{layer}.{table}",
+                        run_name=batch_date or "whole-table")
     finally:
         df.unpersist()
     now = datetime.now()
