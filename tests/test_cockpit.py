@@ -57,6 +57,7 @@ def test_every_section_shows_its_data():
             "失败 failure"] in rows
     assert ["bronze.quarantine", "未通过 failed", "5", "5", "0", "Data Docs"] in rows
     assert ["silver.police_population", "警告 warned", "8", "0", "1", "—"] in rows
+    assert ["公安 police", "3", "0", "0", "0", "0"] in rows and ["X_DUP_PERSON", "3", "0", "0", "0", "0"] in rows
     assert ["X_ABSENT_POLICE", "1", "1"] in rows                          # new tonight, police and social security
     assert ["destroy", "2026-11-27", "0", "4", "是 yes"] in rows
     assert ["c1", "X_DUP_PERSON", "150105********1234", "未处理 open", "2026-11-25", "2"] in rows

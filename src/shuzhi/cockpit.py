@@ -188,18 +188,14 @@ def conflicts_section(summary: Mapping[str, Any]) -> str:
     out = [table([STATES.get(s, s) for s in counts], [[_e(v) for v in counts.values()]]) if counts else ""]
     out.append(f"<p>确认中位时长 median hours to acknowledge: {_num(summary.get('median_hours_to_acknowledge'))}; "
                f"解决中位时长 median hours to resolve: {_num(summary.get('median_hours_to_resolve'))}</p>")
-    by_dept = summary.get("by_department") or {}
-    if by_dept:
-        states = list(counts) or list(STATES)
-        out.append("<h3>按部门 by department</h3>" + table(
-            ["部门 department"] + [STATES.get(s, s) for s in states],
-            [[_dept(d)] + [_e(c.get(s, 0)) for s in states] for d, c in by_dept.items()]))
-    by_rule = summary.get("by_rule") or {}
-    if by_rule:
-        states = list(counts) or list(STATES)
-        out.append("<h3>按规则 by rule</h3>" + table(
-            ["规则 rule"] + [STATES.get(s, s) for s in states],
-            [[_e(rule)] + [_e(c.get(s, 0)) for s in states] for rule, c in by_rule.items()]))
+    states = list(counts) or list(STATES)
+    for key, title, head, label in (("by_department", "按部门 by department", "部门 department", _dept),
+                                    ("by_rule", "按规则 by rule", "规则 rule", _e)):
+        per = summary.get(key) or {}
+        if per:
+            out.append(f"<h3>{title}</h3>" + table(
+                [head] + [STATES.get(s, s) for s in states],
+                [[label(k)] + [_e(c.get(s, 0)) for s in states] for k, c in per.items()]))
     flow = summary.get("flow") or {}
     for kind, title in (("new", "今夜新增 new tonight"), ("resolved", "今夜解除 resolved tonight")):
         if flow.get(kind):
