@@ -20,11 +20,14 @@ from __future__ import annotations
 import html
 from typing import Any, Iterable, Mapping
 
+from .config import SCHEMAS_DIR, load_yaml
+
 DIMENSIONS = {"overall": "总分 overall", "conformity": "规范性 conformity", "completeness": "完整性 completeness",
               "accuracy": "准确性 accuracy", "consistency": "一致性 consistency", "timeliness": "时效性 timeliness",
               "uniqueness": "唯一性 uniqueness"}
-DEPARTMENTS = {"police": "公安 police", "civil_affairs": "民政 civil affairs",
-               "social_security": "社保 social security", "health": "卫健 health"}
+# the departments' names as schemas/feeds.yaml declares them (中文 first), not a second list here
+DEPARTMENTS = {s: f"{v.get('name_zh', s)} {s.replace('_', ' ')}"
+               for s, v in load_yaml("feeds.yaml", SCHEMAS_DIR)["sources"].items()}
 STATES = {"open": "未处理 open", "acknowledged": "已确认 acknowledged", "assigned": "已分派 assigned",
           "resolved": "已解决 resolved", "reopened": "重新打开 reopened"}
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
