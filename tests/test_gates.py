@@ -1,6 +1,9 @@
 """The gate runner: baseline from schemas/, severities, results table, Data Docs."""
+import re
+
 import deliveries as dl
 import pytest
+from browser import open_page
 from pyspark.sql import functions as F
 
 from jobs import gate, ingest
@@ -10,6 +13,12 @@ from shuzhi.gates import bronze_baseline, data_docs_index
 from shuzhi.schemas import catalog
 
 D = "2026-11-27"
+
+
+def page_status(page) -> str:
+    """The word GX's validation page shows after "Status:" (its icon between)."""
+    m = re.search(r'Status:</span>\s*<i [^>]*></i>\s*(\w+)', page.read_text(encoding="utf-8"))
+    return m.group(1) if m else ""
 
 
 @pytest.mark.unit
@@ -38,7 +47,7 @@ def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, k
     # its Data Docs page: the run named by the batch date, and a gate that only warned reads as succeeded
     site = data_docs_index(settings).parent / "validations" / "bronze" / "police_population"
     (page,) = site.glob(f"{D}/*/*.html")
-    assert "Succeeded" in page.read_text(encoding="utf-8") and ">Failed<" not in page.read_text(encoding="utf-8")
+    assert page_status(page) == "Succeeded"
     n = res.count()
     gate.run(spark, settings, "bronze.police_population", D)          # same data version: no new results
     assert read_table(spark, settings.table_path("ops", "gate_results")).count() == n
@@ -52,6 +61,21 @@ def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, k
     audit = read_table(spark, settings.table_path("ops", "job_runs")).orderBy("started_at").collect()
     assert [(r["stage"], r["gate_outcome"], r["outcome"]) for r in audit][-1] == (
         "gate:bronze.police_population", "failed", "failed")
+
+    # Data Docs as the office opens them, in headless chromium with the network cut: the index lists
+    # both validations of the night under its batch date, each page renders and loads nothing outside
+    pages = sorted(site.glob(f"{D}/*/*.html"))
+    assert [page_status(p) for p in pages] == ["Succeeded", "Failed"]      # named by run time: both kept
+    index = open_page(data_docs_index(settings))
+    assert (index["console"], index["page_errors"], index["outside_requests"], index["failed_requests"]) == (
+        [], [], [], [])
+    rows = [line.split("\t") for line in index["text"].splitlines() if "\t" in line and D in line]
+    assert len(rows) == 2 and all(r[2].strip() == D and r[3].strip() == "bronze.police_population" for r in rows)
+    for page in pages:
+        seen = open_page(page)
+        assert (seen["console"], seen["page_errors"], seen["outside_requests"], seen["failed_requests"]) == (
+            [], [], [], []), page
+        assert "Expectation Validation Result" in seen["text"] and D in seen["text"]
 
 
 @pytest.mark.spark

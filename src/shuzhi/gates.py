@@ -17,9 +17,10 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -30,6 +31,7 @@ from pyspark.sql import functions as F
 from . import publish, registry
 from .config import EXPECTATIONS_DIR, Settings
 from .delta import committed_txn_version, read_table, rows_frame, table_exists, table_version, write_table
+from .docs_offline import make_offline
 from .errors import GateFailed, UsageError
 from .rules import rules_for
 from .schemas import Entity, catalog
@@ -319,12 +321,17 @@ def validate(df, settings: Settings, suite_name: str, expectations: list[Expecta
     cp = ctx.checkpoints.add_or_update(gx.Checkpoint(
         name=f"gate:{suite_name}", validation_definitions=[vd], actions=[],
         result_format={"result_format": "SUMMARY"}))
-    result = cp.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name))
+    # run_time given: without it GX derives one from a date-like run name, and a second run of the
+    # same night would overwrite the first one's page
+    result = cp.run(batch_parameters={"dataframe": df},
+                    run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc)))
     ((key, vres),) = result.run_results.items()
     vres.success = not any(not r.success and (r.expectation_config.meta or {}).get("severity", "critical") == "critical"
                            for r in vres.results)
     ctx.validation_results_store.set(key, vres)
+    built = time.time() - 1                        # mtime granularity: a page written this second counts
     ctx.build_data_docs(resource_identifiers=[key])
+    make_offline(data_docs_index(settings).parent, settings.jars_dir, since=built)
     return vres
 
 
