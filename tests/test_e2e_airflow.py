@@ -5,16 +5,19 @@ every delivery and every clean stage; re-running a whole night changes no table.
 retention DAG, decades later, tiers, archives and destroys with every gate green."""
 import json
 import os
+import re
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from browser import open_page
 from pyspark.sql import functions as F
 
 from feedsim import generate
 from shuzhi.delta import read_table, table_version
+from shuzhi.gates import data_docs_index
 from shuzhi.schemas import catalog
 
 pytestmark = pytest.mark.integration
@@ -29,7 +32,8 @@ def lake_versions(spark, settings):
     return {t: table_version(spark, settings.table_path(*t)) for t in tables}
 
 
-def test_nights_through_airflow(spark, settings, airflow_env):
+def test_nights_through_airflow(spark, settings, airflow_env, tmp_path):
+    started = datetime.now(timezone.utc)
     generate(settings.landing, settings.truth, residents=300, nights=len(NIGHTS),
              start_date=date.fromisoformat(NIGHTS[0]), seed=11)
     from shuzhi.demo import load_dags, quiet_airflow_logs, run_night
@@ -43,7 +47,6 @@ def test_nights_through_airflow(spark, settings, airflow_env):
 
     # The lifecycle's last step wrote each night's cockpit page, listed in the index; no identity
     # number appears in it unmasked (masked numbers keep 6 + 4 digits around the stars).
-    import re
     cockpit = settings.reports_dir / "cockpit"
     index = (cockpit / "index.html").read_text(encoding="utf-8")
     for night in NIGHTS:
@@ -51,6 +54,29 @@ def test_nights_through_airflow(spark, settings, airflow_env):
         assert f"数据治理驾驶舱 Governance cockpit — {night}" in page and f'href="{night}.html"' in index
         assert re.search(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-Za-z])", page) is None
     assert (cockpit / "catalogue.html").is_file() and (cockpit / "catalogue.json").is_file()
+
+    # As the office opens them: headless chromium, network cut. The cockpit page of the last night
+    # draws every chart; the Data Docs index lists the nights' validations under their batch dates.
+    seen = open_page(cockpit / f"{NIGHTS[-1]}.html", tmp_path / "cockpit.png")
+    assert (seen["console"], seen["page_errors"], seen["outside_requests"], seen["failed_requests"]) == (
+        [], [], [], [])
+    assert len(seen["charts"]) >= 3 and all(c["shapes"] > 0 and c["width"] > 0 for c in seen["charts"]), seen["charts"]
+    assert (tmp_path / "cockpit.png").stat().st_size > 10_000
+    docs = open_page(data_docs_index(settings))
+    assert (docs["console"], docs["page_errors"], docs["outside_requests"], docs["failed_requests"]) == (
+        [], [], [], [])
+    listed = [line.split("\t") for line in docs["text"].splitlines() if line.count("\t") >= 4]
+    validations = list((data_docs_index(settings).parent / "validations").rglob("*.html"))
+    assert listed and {r[2].strip() for r in listed} <= set(NIGHTS)                  # its first page of rows
+    assert re.search(rf"Showing 1 to \d+ of {len(validations)} rows", docs["text"]), docs["text"][-300:]
+
+    # Airflow records each run's real start (dag.test alone would stamp it with its logical date)
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    with create_session() as session:
+        runs = session.query(DagRun.dag_id, DagRun.start_date, DagRun.end_date).all()
+    assert len(runs) == (len(sources) + 1) * len(NIGHTS)
+    assert all(started <= r.start_date <= r.end_date <= datetime.now(timezone.utc) for r in runs), runs
 
     # Conservation for every delivery of every night: manifest rows = bronze + quarantine.
     led = read_table(spark, settings.table_path("ops", "deliveries"))
@@ -108,9 +134,8 @@ def test_nights_through_airflow(spark, settings, airflow_env):
         (F.col("stage") == "ingest") & (F.col("outcome") == "noop")).count() == noops + len(sources)
 
     # The retention DAG decades later: tier → gate → archive → gate → destroy → verify → gate.
-    from shuzhi.demo import logical_date_for
-    dr = bag.dags["shuzhi_retention"].test(logical_date=logical_date_for("2062-01-01"),
-                                           run_conf={"as_of": "2062-01-01"})
+    from shuzhi.demo import run_dag
+    dr = run_dag(bag.dags["shuzhi_retention"], "2062-01-01", {"as_of": "2062-01-01"})
     assert str(dr.state) == "success"
     status = {r["stage"]: r for r in read_table(spark, settings.table_path("ops", "retention_status")).collect()}
     assert set(status) == {"tier", "archive", "destroy"}

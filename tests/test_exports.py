@@ -381,3 +381,57 @@ def test_birth_date_conflicts_cannot_unmask_the_number(spark, spark_settings, tm
     assert n_derived > 0 and not any(derived)
     assert not any(p.id.encode() in raw or p.birth.strftime("%Y%m%d").encode() in raw
                    or p.birth.isoformat().encode() in raw for p in people)
+
+
+@pytest.mark.spark
+def test_night_summary_by_department_with_gates_apart(spark, lake, tmp_path):
+    """The closing table: departments only (entities added up), quarantined = ingest + clean,
+    conflicts open / new / resolved per night from the register's dates; gates per layer."""
+    from dataclasses import replace
+
+    from shuzhi.reports import night_summary, render_summary
+
+    s = replace(lake, home=tmp_path / "h", lake=tmp_path / "h" / "lake")
+    import shutil
+    shutil.copytree(lake.lake, s.lake)
+    t0, t1 = datetime(2026, 11, 26, 1, 0), datetime(2026, 11, 26, 2, 0)
+    pop, houses, gb = "population_20261125.csv", "houses_20261125.csv", "GB18030"
+    write_table(spark.createDataFrame([
+        ("police", N1, "d0", pop, "accepted", "full", 7, 7, 0, True, gb, gb, None, t0),
+        ("police", N1, "d1", pop, "accepted", "full", 10, 9, 1, True, gb, "UTF-8", None, t1),
+        ("police", N1, "d1", houses, "accepted", "full", 5, 5, 0, False, gb, gb, None, t1),
+        ("health", N2, "d9", None, "rejected", None, None, None, None, None, None, None, "MANIFEST_MISSING", t1),
+    ], "source string, batch_date date, delivery_id string, file string, status string, kind string, "
+       "manifest_rows long, bronze_rows long, quarantined_rows long, balanced boolean, declared_encoding string, "
+       "actual_encoding string, reason_code string, recorded_at timestamp"), s.table_path("ops", "deliveries"))
+    write_table(spark.createDataFrame([
+        ("bronze.police_population", "bronze.police_population", N1, "g1", t0, False, "critical"),
+        ("bronze.police_population", "bronze.police_population", N1, "g2", t1, True, "critical"),
+        ("silver.police_population", "silver.police_population", N1, "g3", t1, False, "warning"),
+        ("silver.police_population", "silver.police_population", N1, "g3", t1, True, "critical"),
+    ], "table string, suite string, batch_date date, gate_run_id string, evaluated_at timestamp, success boolean, "
+       "severity string"), s.table_path("ops", "gate_results"))
+
+    got = night_summary(spark, s)
+    zero = {"delivered": 0, "loaded": 0, "q_ingest": 0, "q_clean": 0, "rejected": [], "balanced": True,
+            "encodings": set(), "open": 0, "new": 0, "resolved": 0, "score": None}
+    assert got["departments"] == {
+        "2026-11-25": {
+            "health": {**zero, "open": 1, "new": 1},
+            "police": {**zero, "delivered": 15, "loaded": 14, "q_ingest": 1, "q_clean": 2, "balanced": False,
+                       "encodings": {"population_20261125.csv: GB18030→UTF-8"}},       # d0 replaced by d1
+            "social_security": {**zero, "open": 2, "new": 2}},
+        "2026-11-26": {
+            "civil_affairs": {**zero, "q_clean": 1, "open": 1, "new": 1},
+            "health": {**zero, "q_ingest": 1, "rejected": ["MANIFEST_MISSING"], "open": 1},
+            "police": {**zero, "open": 1, "new": 1},
+            "social_security": {**zero, "open": 1, "resolved": 1}}}
+    assert got["gates"] == {"2026-11-25": {
+        "bronze": {"passed": 1, "warned": 0, "failed": 0, "not_passed": []},          # its latest run passed
+        "silver": {"passed": 0, "warned": 1, "failed": 0, "not_passed": ["silver.police_population (warned)"]}}}
+
+    from rich.console import Console
+    con = Console(width=200, record=True)
+    render_summary(got, s, con)
+    text = con.export_text()
+    assert "公安 police" in text and "20.0%" in text and "bronze.police_population" not in text.split("质量门")[0]

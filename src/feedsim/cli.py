@@ -95,6 +95,7 @@ def cmd_demo(settings: Settings, a) -> int:
         console.print(f"  {night}: expected {sc.tp + sc.fn:,}  found {sc.tp:,}  missed {sc.fn:,}  false {sc.fp:,}  "
                       f"recall {sc.recall:.4f}  precision {sc.precision:.4f}  "
                       f"unaccounted {sc.delivered - sc.accounted} of {sc.delivered:,}")
+    console.print(f"cockpit (the office's report of the last night; index.html beside it): {res['cockpit']}")
     return 1 if res["failed"] else 0
 
 

@@ -145,8 +145,39 @@ def _check_batch(settings, batch_id: str) -> None:
 
 # ---------------------------------------------------------------- commands
 
-def _run_stage(label: str, fn, *args) -> int:
-    """Run one stage with a progress display (on stderr); data faults print their message, not a trace."""
+def tier_summary(res: dict) -> str:
+    """``shuzhi tier``'s one screen: what moved, and per table with cold months how many and their
+    span, the reads counted in the window. (``--json`` prints the whole result.)
+
+    >>> print(tier_summary({"as_of": "2028-06-01", "status": "tiered", "held_before": 2,
+    ...     "demoted": {"silver.police_incidents": 40}, "promoted": {},
+    ...     "cold_months": {"silver.police_incidents": ["2026-01", "2026-02", "2026-03"]},
+    ...     "reads": {"silver.police_incidents": {"2026-01": 1, "2026-04": 6}}, "status_row": {"detail": "{}"}}))
+    tier as of 2028-06-01: tiered — 40 rows hot → cold, 0 cold → hot; 2 records under legal hold
+      table                    hot→cold  cold→hot  cold months               reads in window
+      silver.police_incidents        40         0  3 (2026-01 … 2026-03)                   7
+    """
+    tables = sorted(set(res.get("demoted", {})) | set(res.get("promoted", {})) | set(res.get("cold_months", {})))
+    lines = [f"tier as of {res['as_of']}: {res['status']} — {sum(res.get('demoted', {}).values()):,} rows hot → cold, "
+             f"{sum(res.get('promoted', {}).values()):,} cold → hot; {res.get('held_before', 0):,} records under "
+             f"legal hold"]
+    if tables:
+        w = max(len("table"), *(len(t) for t in tables))
+        lines.append(f"  {'table':<{w}}  hot→cold  cold→hot  {'cold months':<24}  reads in window")
+        for t in tables:
+            months = sorted(res.get("cold_months", {}).get(t, []))
+            span = f"{len(months)} ({months[0]} … {months[-1]})" if months else "0"
+            lines.append(f"  {t:<{w}}  {res.get('demoted', {}).get(t, 0):>8,}  {res.get('promoted', {}).get(t, 0):>8,}"
+                         f"  {span:<24}  {sum(res.get('reads', {}).get(t, {}).values()):>15,}")
+    return "\n".join(lines)
+
+
+SUMMARIES = {"tier": tier_summary}
+
+
+def _run_stage(label: str, fn, *args, render=None) -> int:
+    """Run one stage with a progress display (on stderr); data faults print their message, not a
+    trace. The result is printed by ``render`` (one screen) or as JSON."""
     with Console(stderr=True).status(f"{label} …"):
         try:
             res = fn(*args)
@@ -156,7 +187,7 @@ def _run_stage(label: str, fn, *args) -> int:
         except GateFailed as exc:
             print(f"GATE FAILED {exc}")
             return 4
-    print(json.dumps(res, ensure_ascii=False, indent=1))
+    print(render(res) if render else json.dumps(res, ensure_ascii=False, indent=1))
     return 0
 
 
@@ -164,6 +195,7 @@ def cmd_demo(settings, a) -> int:
     # Airflow's task logs at INFO drown the summary; a `shuzhi airflow -- dags test …` keeps them.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     res = run_demo(settings, a.night or delivered_nights(settings))
+    print(f"cockpit (the office's report of the last night; index.html beside it): {res['cockpit']}")
     return 1 if res["failed"] else 0
 
 
@@ -182,7 +214,8 @@ def cmd_verify(settings, a) -> int:
 def cmd_retention(settings, a) -> int:
     """``shuzhi tier|archive|destroy --as-of D``: one retention stage without Airflow."""
     try:
-        return _run_stage(f"{a.cmd} as of {a.as_of}", retention_stage, a.cmd, a.as_of, settings)
+        return _run_stage(f"{a.cmd} as of {a.as_of}", retention_stage, a.cmd, a.as_of, settings,
+                          render=None if a.json else SUMMARIES.get(a.cmd))
     except DestructionNotProven as exc:
         print(f"NOT PROVEN {exc}")
         return 5
@@ -340,6 +373,7 @@ def register(sub) -> None:
                          ("destroy", "destroy what is past its retention, byte-scan the lake for it, certify it")):
         p = sub.add_parser(stage, help=f"{help_} (conf/retention.yaml)")
         p.add_argument("--as-of", required=True, help="the date ages are counted to (YYYY-MM-DD)")
+        p.add_argument("--json", action="store_true", help="print the whole result as JSON")
         p.set_defaults(fn=cmd_retention)
     p = sub.add_parser("restore", help="verify an archive batch against its manifest and load it into restored/")
     p.add_argument("batch_id")

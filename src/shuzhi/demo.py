@@ -8,13 +8,15 @@ module, and its argument checks must answer before Airflow's start-up (seconds).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .cockpit_report import night_page
 from .config import DAGS_DIR, Settings, load_yaml
 from .errors import ShuzhiError
 from .exports import (
@@ -35,6 +37,21 @@ class DagImportError(ShuzhiError):
     """A DAG file of ``dags/`` does not import: no run can start."""
 
 
+class AirflowNotSetUp(ShuzhiError):
+    """Airflow's metadata DB of this home was never migrated: no run can be recorded."""
+
+
+def check_airflow_db(settings: Settings) -> None:
+    """The embedded default keeps Airflow's metadata in SQLite under ``$SHUZHI_HOME/airflow``; a home
+    ``shuzhi setup`` never saw has none, and Airflow would fail deep in a query (no such table)."""
+    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        return                                          # a DB of its own: Airflow checks it
+    db = settings.airflow_home / "airflow.db"
+    if not db.is_file() or db.stat().st_size == 0:
+        raise AirflowNotSetUp(f"Airflow's metadata DB {db} does not exist: run `shuzhi setup` "
+                              f"(or `make setup`) for SHUZHI_HOME={settings.home} first")
+
+
 def logical_date_for(batch_date: str):
     """The nightly schedule's run time for a batch: 01:30 the next morning, local time."""
     import pendulum  # lazy: Airflow's own dependency, slow to import (see the module's docstring)
@@ -53,20 +70,31 @@ def load_dags():
     return bag
 
 
+def run_dag(dag, batch_date: str, conf: dict | None = None):
+    """One DAG run for ``batch_date`` (``dag.test``: its tasks in this process; ``conf``: the run's
+    conf, default ``{"batch_date": batch_date}``), with the run's real start time recorded:
+    ``dag.test`` stamps a run's start with its logical date (a backfilled night of last week would
+    show as lasting days in the UI); the end time Airflow records is real."""
+    from airflow.models.dagrun import DagRun  # lazy: Airflow's start-up (see the module's docstring)
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    started = datetime.now(timezone.utc)
+    dr = dag.test(logical_date=logical_date_for(batch_date), run_conf=conf or {"batch_date": batch_date})
+    with create_session() as session:
+        session.execute(update(DagRun).where(DagRun.dag_id == dr.dag_id, DagRun.run_id == dr.run_id)
+                        .values(start_date=started))
+    return dr
+
+
 def run_night(bag, batch_date: str, sources: list[str], on_step=None) -> dict[str, str]:
     """Run each source's ingest DAG, then the lifecycle DAG, for one batch date. Returns DAG run states."""
     states = {}
-    conf = {"batch_date": batch_date}
-    for src in sources:
-        dr = bag.dags[f"shuzhi_ingest_{src}"].test(logical_date=logical_date_for(batch_date), run_conf=conf)
-        states[f"shuzhi_ingest_{src}"] = str(dr.state)
+    for dag_id in [*(f"shuzhi_ingest_{src}" for src in sources), load_yaml("sources.yaml")["lifecycle_dag"]]:
+        dr = run_dag(bag.dags[dag_id], batch_date)
+        states[dag_id] = str(dr.state)
         if on_step:
-            on_step(f"{batch_date} ingest {src}: {dr.state}")
-    lifecycle = load_yaml("sources.yaml")["lifecycle_dag"]
-    dr = bag.dags[lifecycle].test(logical_date=logical_date_for(batch_date), run_conf=conf)
-    states[lifecycle] = str(dr.state)
-    if on_step:
-        on_step(f"{batch_date} lifecycle: {dr.state}")
+            on_step(f"{batch_date} {dag_id.removeprefix('shuzhi_').replace('_', ' ', 1)}: {dr.state}")
     return states
 
 
@@ -97,6 +125,7 @@ def run_demo(settings: Settings, nights: list[str], *, console: Console | None =
     of the last night. Deliveries come from the landing zone: a department's, or the simulator's."""
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     t0 = datetime.now()
+    check_airflow_db(settings)
     quiet_airflow_logs()
     bag = load_dags()
     sources = list(load_yaml("sources.yaml")["sources"])
@@ -127,4 +156,5 @@ def run_demo(settings: Settings, nights: list[str], *, console: Console | None =
     if failed:
         console.print(f"[red]DAG runs not successful:[/red] {failed}")
     console.print(f"done in {(datetime.now() - t0).total_seconds():.0f} s; Airflow DB: {settings.airflow_home}")
-    return {"states": states, "summary": summary, "failed": failed}
+    # the caller prints this last (after its own lines): the office's view, the index beside it
+    return {"states": states, "summary": summary, "failed": failed, "cockpit": night_page(settings, last).resolve()}

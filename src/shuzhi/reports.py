@@ -1,5 +1,12 @@
-"""What the office and the engineers read: per night and source — delivered, loaded,
-quarantined by reason, rejected deliveries, gate outcomes — from the lake's own tables."""
+"""What the office and the engineers read at the end of a run (`shuzhi summary`, the demo's closing
+tables): per night and department — delivered, quarantined at ingest and at clean, rejected
+deliveries, conflicts open / new / resolved, the quality score — and, in a table of their own,
+the gates per layer. Everything comes from the lake's own tables, never from a generator.
+
+A department is a source of ``schemas/feeds.yaml`` (公安 police, 民政 civil_affairs, …): a
+department's several entities (population, houses, incidents) are added up, and a gate table is
+never a row of the department table.
+"""
 from __future__ import annotations
 
 import sys
@@ -9,94 +16,125 @@ from pyspark.sql import functions as F
 from rich.console import Console
 from rich.table import Table
 
+from .access import read_if_exists
+from .cockpit import DEPARTMENTS
 from .config import Settings
-from .delta import read_table, table_exists
 from .gates import data_docs_index
-from .schemas import catalog
+
+GATE_OUTCOMES = ("passed", "warned", "failed")
 
 
-def night_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
-    """``{batch_date: {source: {...}}}`` built from ops.deliveries, bronze.quarantine and ops.gate_results."""
+def _department() -> dict:
+    return {"delivered": 0, "loaded": 0, "q_ingest": 0, "q_clean": 0, "rejected": [], "balanced": True,
+            "encodings": set(), "open": 0, "new": 0, "resolved": 0, "score": None}
 
 
-    out: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(lambda: {
-        "kind": None, "delivered": 0, "loaded": 0, "quarantined": 0, "reasons": {}, "rejected": [],
-        "gates": {"passed": 0, "warned": 0, "failed": 0}, "balanced": True, "encodings": set()}))
-    led_path = settings.table_path("ops", "deliveries")
-    if table_exists(spark, led_path):
-        led = read_table(spark, led_path)
-        # the latest accepted delivery per source and date (a corrected re-delivery replaces the earlier one)
+def night_summary(spark, settings: Settings) -> dict[str, dict]:
+    """``{"departments": {night: {department: {...}}}, "gates": {night: {layer: {...}}}}``.
+
+    Per department and night: ``delivered`` (manifest rows of the night's latest accepted
+    delivery; a corrected re-delivery replaces the earlier one), ``loaded`` (rows that reached
+    bronze), ``q_ingest`` / ``q_clean`` (records in ``bronze.quarantine`` / ``silver.quarantine``),
+    ``rejected`` (reason codes of rejected deliveries), conflicts of ``gold.conflicts`` naming the
+    department — ``new`` (first seen that night), ``resolved`` (no longer observed that night),
+    ``open`` (at the end of that night: first seen on or before it and not resolved by it) —
+    and the department's overall quality score (``ops.quality_scores``).
+    Per layer and night: how many tables' latest gate run passed, warned or failed, and which
+    did not pass."""
+    deps: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(_department))
+    led = read_if_exists(spark, settings, "ops", "deliveries")
+    if led is not None:
         latest = (led.filter(F.col("status") == "accepted").groupBy("source", "batch_date")
                   .agg(F.max_by("delivery_id", "recorded_at").alias("delivery_id")))
         for r in led.join(latest, ["source", "batch_date", "delivery_id"]).collect():
-            s = out[r["batch_date"].isoformat()][r["source"]]
-            s["kind"] = r["kind"]
+            s = deps[r["batch_date"].isoformat()][r["source"]]
             s["delivered"] += r["manifest_rows"] or 0
             s["loaded"] += r["bronze_rows"] or 0
-            s["quarantined"] += r["quarantined_rows"] or 0
             s["balanced"] &= bool(r["balanced"])
             if r["actual_encoding"] and r["declared_encoding"] and r["actual_encoding"] != r["declared_encoding"]:
                 s["encodings"].add(f"{r['file']}: {r['declared_encoding']}→{r['actual_encoding']}")
-        for r in (
-            led.filter(F.col("status") == "rejected").select("source", "batch_date", "reason_code").distinct().collect()
-        ):
-            out[r["batch_date"].isoformat()][r["source"]]["rejected"].append(r["reason_code"])
-    q_path = settings.table_path("bronze", "quarantine")
-    if table_exists(spark, q_path):
-        for r in read_table(spark, q_path).groupBy("_source", "_batch_date", "reason_code").count().collect():
-            out[r["_batch_date"].isoformat()][r["_source"]]["reasons"][r["reason_code"]] = r["count"]
-    g_path = settings.table_path("ops", "gate_results")
-    if table_exists(spark, g_path):
-        g = read_table(spark, g_path)
-        latest = g.groupBy("table", "batch_date").agg(F.max_by("gate_run_id", "evaluated_at").alias("gate_run_id"))
-        per_run = (
-            g.join(latest, ["table", "batch_date", "gate_run_id"])
-            .groupBy("table", "batch_date")
-            .agg(
-                F.sum(F.when(~F.col("success") & (F.col("severity") == "critical"), 1).otherwise(0)).alias("crit"),
-                F.sum(F.when(~F.col("success") & (F.col("severity") == "warning"), 1).otherwise(0)).alias("warn"),
-            )
-        )
+        for r in (led.filter(F.col("status") == "rejected").select("source", "batch_date", "delivery_id", "reason_code")
+                  .distinct().orderBy("delivery_id").collect()):
+            deps[r["batch_date"].isoformat()][r["source"]]["rejected"].append(r["reason_code"])
+    for key, layer in (("q_ingest", "bronze"), ("q_clean", "silver")):
+        q = read_if_exists(spark, settings, layer, "quarantine")
+        if q is not None:
+            for r in q.groupBy("_source", "_batch_date").count().collect():
+                deps[r["_batch_date"].isoformat()][r["_source"]][key] += r["count"]
+    nights = sorted(deps)
+    c = read_if_exists(spark, settings, "gold", "conflicts")
+    if c is not None and nights:
+        per_dept = c.select("first_seen", "resolved_on", F.explode("departments").alias("department"))
+        for n in nights:
+            night = F.lit(n).cast("date")
+            for r in per_dept.groupBy("department").agg(
+                    F.sum((F.col("first_seen") == night).cast("int")).alias("new"),
+                    F.sum((F.col("resolved_on") == night).cast("int")).alias("resolved"),
+                    F.sum(((F.col("first_seen") <= night)
+                           & (F.col("resolved_on").isNull() | (F.col("resolved_on") > night))).cast("int"))
+                    .alias("open")).collect():
+                if not (r["new"] or r["resolved"] or r["open"]):
+                    continue                               # a department the night's register does not name
+                s = deps[n][r["department"]]
+                s.update(new=int(r["new"] or 0), resolved=int(r["resolved"] or 0), open=int(r["open"] or 0))
+    qs = read_if_exists(spark, settings, "ops", "quality_scores")
+    if qs is not None:
+        for r in qs.filter(F.col("dimension") == "overall").select("night", "department", "score").collect():
+            if r["night"].isoformat() in deps:
+                deps[r["night"].isoformat()][r["department"]]["score"] = r["score"]
+    return {"departments": {n: dict(sorted(v.items())) for n, v in sorted(deps.items())},
+            "gates": gate_summary(spark, settings)}
 
-        source_of = {f"bronze.{e.table_name}": e.source for e in catalog().entities()}
-        for r in per_run.collect():
-            if r["batch_date"] is None:
-                continue
-            src = source_of.get(r["table"], r["table"].split(".")[-1])  # bronze.quarantine: all sources
-            status = "failed" if r["crit"] else "warned" if r["warn"] else "passed"
-            out[r["batch_date"].isoformat()][src]["gates"][status] += 1
-    return {d: dict(v) for d, v in sorted(out.items())}
+
+def gate_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
+    """``{night: {layer: {"passed": n, "warned": n, "failed": n, "not_passed": ["silver.x (warned)", …]}}}``
+    from each table's latest gate run of the night (``ops.gate_results``)."""
+    out: dict[str, dict[str, dict]] = defaultdict(dict)
+    g = read_if_exists(spark, settings, "ops", "gate_results")
+    if g is None:
+        return {}
+    g = g.filter(F.col("batch_date").isNotNull())
+    latest = g.groupBy("table", "batch_date").agg(F.max_by("gate_run_id", "evaluated_at").alias("gate_run_id"))
+    per_run = (g.join(latest, ["table", "batch_date", "gate_run_id"]).groupBy("table", "batch_date").agg(
+        F.sum(F.when(~F.col("success") & (F.col("severity") == "critical"), 1).otherwise(0)).alias("crit"),
+        F.sum(F.when(~F.col("success") & (F.col("severity") != "critical"), 1).otherwise(0)).alias("warn")))
+    for r in sorted(per_run.collect(), key=lambda r: r["table"]):
+        outcome = "failed" if r["crit"] else "warned" if r["warn"] else "passed"
+        layer = r["table"].split(".", 1)[0]
+        s = out[r["batch_date"].isoformat()].setdefault(layer, {**{o: 0 for o in GATE_OUTCOMES}, "not_passed": []})
+        s[outcome] += 1
+        if outcome != "passed":
+            s["not_passed"].append(f"{r['table']} ({outcome})")
+    return {n: out[n] for n in sorted(out)}
 
 
 def render_summary(summary: dict, settings: Settings, console=None) -> None:
-
-
-
+    """The department table of each night, then the gates per layer, then where to look next."""
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
-    for night, sources in summary.items():
-        t = Table(title=f"batch {night}", title_justify="left")
-        for col in (
-            "source",
-            "kind",
-            "delivered",
-            "loaded",
-            "quarantined (by reason)",
-            "rejected",
-            "gates p/w/f",
-            "notes",
-        ):
-            t.add_column(col, justify="right" if col in ("delivered", "loaded") else "left")
-        for src, s in sorted(sources.items()):
-            reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["reasons"].items())) or "0"
-            g = s["gates"]
+    for night, deps in summary["departments"].items():
+        t = Table(title=f"batch {night} — 部门 departments", title_justify="left")
+        for col in ("部门 department", "交付 delivered", "入库隔离 ingest q.", "清洗隔离 clean q.",
+                    "隔离合计 quarantined", "拒收 rejected", "冲突 open/new/resolved", "质量分 score", "notes"):
+            t.add_column(col, justify="left" if col[0] in "部拒n" else "right")
+        for dept, s in deps.items():
+            q = s["q_ingest"] + s["q_clean"]
+            share = f" ({q / s['delivered']:.1%})" if s["delivered"] else ""
             notes = "; ".join(sorted(s["encodings"])) + ("" if s["balanced"] else " UNBALANCED")
-            t.add_row(src, s["kind"] or "-", f"{s['delivered']:,}", f"{s['loaded']:,}",
-                      f"{s['quarantined']:,}" + (f" ({reasons})" if s["quarantined"] else ""),
-                      ", ".join(s["rejected"]) or "-", f"{g['passed']}/{g['warned']}/{g['failed']}", notes)
+            score = "-" if s["score"] is None else f"{s['score']:.1f}"
+            t.add_row(DEPARTMENTS.get(dept, dept), f"{s['delivered']:,}", f"{s['q_ingest']:,}", f"{s['q_clean']:,}",
+                      f"{q:,}{share}", ", ".join(s["rejected"]) or "-", f"{s['open']:,}/{s['new']:,}/{s['resolved']:,}",
+                      score, notes)
         console.print(t)
+        gates = summary["gates"].get(night)
+        if gates:
+            g = Table(title=f"batch {night} — 质量门 gates (tables' latest run)", title_justify="left")
+            for col in ("layer", "passed", "warned", "failed", "not passed"):
+                g.add_column(col, justify="right" if col in GATE_OUTCOMES else "left")
+            for layer, s in gates.items():
+                g.add_row(layer, *(str(s[o]) for o in GATE_OUTCOMES), ", ".join(s["not_passed"]) or "-")
+            console.print(g)
     console.print(f"lake:        {settings.lake}")
     console.print(f"data docs:   {data_docs_index(settings)}")
     console.print(f"audit:       {settings.table_path('ops', 'job_runs')}  (job runs)")
     console.print(f"             {settings.table_path('ops', 'deliveries')}  (delivery ledger, conservation)")
     console.print(f"             {settings.table_path('ops', 'gate_results')}  (gate results)")
-    console.print(f"quarantine:  {settings.table_path('bronze', 'quarantine')}")
