@@ -428,10 +428,10 @@ def test_night_summary_by_department_with_gates_apart(spark, lake, tmp_path):
             "social_security": {**zero, "open": 1, "resolved": 1}}}
     assert got["gates"] == {"2026-11-25": {
         "bronze": {"passed": 1, "warned": 0, "failed": 0, "not_passed": []},          # its latest run passed
-        "silver": {"passed": 0, "warned": 1, "failed": 0, "not_passed": ["silver.police_population (warned)"]}}}
+        "silver": {"passed": 0, "warned": 1, "failed": 0, "not_passed": ["police_population (warned)"]}}}
 
     from rich.console import Console
     con = Console(width=200, record=True)
     render_summary(got, s, con)
     text = con.export_text()
-    assert "公安 police" in text and "20.0%" in text and "bronze.police_population" not in text.split("质量门")[0]
+    assert "公安 police" in text and "20.0%" in text and "police_population" not in text.split("质量门")[0]

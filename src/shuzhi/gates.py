@@ -323,6 +323,7 @@ def validate(df, settings: Settings, suite_name: str, expectations: list[Expecta
         result_format={"result_format": "SUMMARY"}))
     # run_time given: without it GX derives one from a date-like run name, and a second run of the
     # same night would overwrite the first one's page
+    t0 = time.perf_counter()
     result = cp.run(batch_parameters={"dataframe": df},
                     run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc)))
     ((key, vres),) = result.run_results.items()
@@ -330,8 +331,11 @@ def validate(df, settings: Settings, suite_name: str, expectations: list[Expecta
                            for r in vres.results)
     ctx.validation_results_store.set(key, vres)
     built = time.time() - 1                        # mtime granularity: a page written this second counts
+    t1 = time.perf_counter()
     ctx.build_data_docs(resource_identifiers=[key])
     make_offline(data_docs_index(settings).parent, settings.jars_dir, since=built)
+    log.info("gate %s %s: %d expectations validated in %.1f s, Data Docs in %.1f s", suite_name, run_name,
+             len(expectations), t1 - t0, time.perf_counter() - t1)
     return vres
 
 

@@ -87,7 +87,7 @@ def night_summary(spark, settings: Settings) -> dict[str, dict]:
 
 
 def gate_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
-    """``{night: {layer: {"passed": n, "warned": n, "failed": n, "not_passed": ["silver.x (warned)", …]}}}``
+    """``{night: {layer: {"passed": n, "warned": n, "failed": n, "not_passed": ["x (warned)", …]}}}``
     from each table's latest gate run of the night (``ops.gate_results``)."""
     out: dict[str, dict[str, dict]] = defaultdict(dict)
     g = read_if_exists(spark, settings, "ops", "gate_results")
@@ -104,7 +104,7 @@ def gate_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
         s = out[r["batch_date"].isoformat()].setdefault(layer, {**{o: 0 for o in GATE_OUTCOMES}, "not_passed": []})
         s[outcome] += 1
         if outcome != "passed":
-            s["not_passed"].append(f"{r['table']} ({outcome})")
+            s["not_passed"].append(f"{r['table'].split('.', 1)[1]} ({outcome})")
     return {n: out[n] for n in sorted(out)}
 
 
@@ -113,9 +113,12 @@ def render_summary(summary: dict, settings: Settings, console=None) -> None:
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     for night, deps in summary["departments"].items():
         t = Table(title=f"batch {night} — 部门 departments", title_justify="left")
-        for col in ("部门 department", "交付 delivered", "入库隔离 ingest q.", "清洗隔离 clean q.",
-                    "隔离合计 quarantined", "拒收 rejected", "冲突 open/new/resolved", "质量分 score", "notes"):
-            t.add_column(col, justify="left" if col[0] in "部拒n" else "right")
+        for zh, en in (("部门", "department"), ("交付", "delivered"), ("入库隔离", "ingest q."),
+                       ("清洗隔离", "clean q."), ("隔离合计", "quarantined"), ("拒收", "rejected"),
+                       ("冲突 未决/新/解决", "open/new/resolved"),
+                       ("质量分", "score"), ("备注", "notes")):
+            t.add_column(f"{zh}\n{en}", justify="left" if zh in ("部门", "拒收", "备注") else "right",
+                         no_wrap=zh == "部门")
         for dept, s in deps.items():
             q = s["q_ingest"] + s["q_clean"]
             share = f" ({q / s['delivered']:.1%})" if s["delivered"] else ""
@@ -127,9 +130,10 @@ def render_summary(summary: dict, settings: Settings, console=None) -> None:
         console.print(t)
         gates = summary["gates"].get(night)
         if gates:
-            g = Table(title=f"batch {night} — 质量门 gates (tables' latest run)", title_justify="left")
-            for col in ("layer", "passed", "warned", "failed", "not passed"):
-                g.add_column(col, justify="right" if col in GATE_OUTCOMES else "left")
+            g = Table(title=f"batch {night} — 质量门 gates (each table's latest run)", title_justify="left")
+            for zh, en in (("层", "layer"), ("通过", "passed"), ("警告", "warned"), ("失败", "failed"),
+                           ("未通过的表", "not passed")):
+                g.add_column(f"{zh}\n{en}", justify="right" if en in GATE_OUTCOMES else "left")
             for layer, s in gates.items():
                 g.add_row(layer, *(str(s[o]) for o in GATE_OUTCOMES), ", ".join(s["not_passed"]) or "-")
             console.print(g)
