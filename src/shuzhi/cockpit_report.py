@@ -30,7 +30,7 @@ from .access import read_if_exists
 from .catalogue import catalogue_for, render_catalogue_html, write_catalogue, write_text_atomic
 from .config import Settings
 from .feedback import Texts
-from .gates import data_docs_index
+from .gates import data_docs_index, latest_runs
 from .quality import quality_report
 from .retention import load_policy
 from .schemas import catalog
@@ -83,16 +83,9 @@ def gate_outcomes(spark, settings: Settings, night: date) -> list[dict]:
     g = read_if_exists(spark, settings, "ops", "gate_results")
     if g is None:
         return []
-    g = g.filter(F.col("batch_date") == F.lit(night))
-    latest = g.groupBy("table").agg(F.max_by("gate_run_id", "evaluated_at").alias("gate_run_id"))
-    per_run = (g.join(latest, ["table", "gate_run_id"]).groupBy("table", "suite").agg(
-        F.count(F.lit(1)).alias("expectations"),
-        F.sum(F.when(~F.col("success") & (F.col("severity") == "critical"), 1).otherwise(0)).alias("critical"),
-        F.sum(F.when(~F.col("success") & (F.col("severity") != "critical"), 1).otherwise(0)).alias("warning")))
     out = []
-    for r in per_run.collect():
-        outcome = "failed" if r["critical"] else "warned" if r["warning"] else "passed"
-        out.append({"table": r["table"], "outcome": outcome, "expectations": int(r["expectations"]),
+    for r in latest_runs(g.filter(F.col("batch_date") == F.lit(night))).collect():
+        out.append({"table": r["table"], "outcome": r["outcome"], "expectations": int(r["expectations"]),
                     "failed_critical": int(r["critical"]), "failed_warning": int(r["warning"]),
                     "docs": _docs_page(settings, r["suite"], night.isoformat())})
     return sorted(out, key=lambda r: (r["outcome"] == "passed", r["table"]))

@@ -482,5 +482,20 @@ def _publish(spark, settings: Settings, out: GateOutcome, version: int) -> None:
                            f"gate:{out.suite}")
 
 
+def latest_runs(results):
+    """Each (table, batch date)'s latest gate run in ``ops.gate_results``: one row with its suite,
+    how many expectations it evaluated and how many failed, by severity (``critical``,
+    ``warning``), and its ``outcome`` (failed | warned | passed) — what the cockpit and the closing
+    tables report."""
+    latest = results.groupBy("table", "batch_date").agg(F.max_by("gate_run_id", "evaluated_at").alias("gate_run_id"))
+    failed = ~F.col("success")
+    return (results.join(latest, ["table", "batch_date", "gate_run_id"]).groupBy("table", "batch_date", "suite")
+            .agg(F.count(F.lit(1)).alias("expectations"),
+                 F.sum(F.when(failed & (F.col("severity") == "critical"), 1).otherwise(0)).alias("critical"),
+                 F.sum(F.when(failed & (F.col("severity") != "critical"), 1).otherwise(0)).alias("warning"))
+            .withColumn("outcome", F.when(F.col("critical") > 0, "failed").when(F.col("warning") > 0, "warned")
+                        .otherwise("passed")))
+
+
 def data_docs_index(settings: Settings) -> Path:
     return settings.reports_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"

@@ -19,7 +19,7 @@ from rich.table import Table
 from .access import read_if_exists
 from .cockpit import DEPARTMENTS
 from .config import Settings
-from .gates import data_docs_index
+from .gates import data_docs_index, latest_runs
 
 GATE_OUTCOMES = ("passed", "warned", "failed")
 
@@ -93,13 +93,8 @@ def gate_summary(spark, settings: Settings) -> dict[str, dict[str, dict]]:
     g = read_if_exists(spark, settings, "ops", "gate_results")
     if g is None:
         return {}
-    g = g.filter(F.col("batch_date").isNotNull())
-    latest = g.groupBy("table", "batch_date").agg(F.max_by("gate_run_id", "evaluated_at").alias("gate_run_id"))
-    per_run = (g.join(latest, ["table", "batch_date", "gate_run_id"]).groupBy("table", "batch_date").agg(
-        F.sum(F.when(~F.col("success") & (F.col("severity") == "critical"), 1).otherwise(0)).alias("crit"),
-        F.sum(F.when(~F.col("success") & (F.col("severity") != "critical"), 1).otherwise(0)).alias("warn")))
-    for r in sorted(per_run.collect(), key=lambda r: r["table"]):
-        outcome = "failed" if r["crit"] else "warned" if r["warn"] else "passed"
+    for r in sorted(latest_runs(g.filter(F.col("batch_date").isNotNull())).collect(), key=lambda r: r["table"]):
+        outcome = r["outcome"]
         layer = r["table"].split(".", 1)[0]
         s = out[r["batch_date"].isoformat()].setdefault(layer, {**{o: 0 for o in GATE_OUTCOMES}, "not_passed": []})
         s[outcome] += 1
