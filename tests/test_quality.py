@@ -623,6 +623,9 @@ def test_the_job_measures_scores_and_flags_a_hand_built_lake(spark, settings):
     n3 = {(r["department"], r["dimension"]): r["score"] for r in _rows(spark, settings, "quality_scores", N3)}
     assert rep["scorecards"]["health"]["overall"]["previous"] == n3[("health", "overall")]
     assert [n for n, _ in rep["trend"]["police"]["overall"]] == [n.isoformat() for n in NIGHTS]
+    # a night's view is as of that night: N3's, asked after N4 ran, trends up to N3
+    assert [n for n, _ in quality_report(spark, settings, N3.isoformat())["trend"]["police"]["overall"]] == [
+        n.isoformat() for n in NIGHTS if n <= N3]
     assert {(a["department"], a["metric"], a["severity"]) for a in rep["anomalies"]} == {
         ("police", "row_count", "warning"), ("health", "quarantine_share", "failure")}
 

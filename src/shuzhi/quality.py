@@ -213,7 +213,7 @@ REPOSITORY = ("ops.quality_metrics", "ops.quality_scores", "ops.quality_anomalie
 def quality_report(spark, settings, night: str | date) -> dict:
     """The cockpit report's quality section for ``night`` (``shuzhi.stages.quality.report``):
     the departments' scorecards this night with the change vs the previous night, the night's
-    metrics, every score's trend over all nights, the night's anomaly flags. Empty sections when
+    metrics, every score's trend over the nights up to it, the night's anomaly flags. Empty sections when
     the quality job has not run yet."""
     night = night if isinstance(night, date) else date.fromisoformat(night)
     frames = {}
@@ -221,7 +221,8 @@ def quality_report(spark, settings, night: str | date) -> dict:
         p = settings.table_path(*key.split("."))
         frames[key] = read_table(spark, p) if table_exists(spark, p) else None
     sc = frames["ops.quality_scores"]
-    scores = [] if sc is None else [r.asDict() for r in sc.collect()]
+    # up to the night: its page is the record as of that night, the same when re-rendered later
+    scores = [] if sc is None else [r.asDict() for r in sc.filter(F.col("night") <= F.lit(night)).collect()]
     metrics, flags = [], []
     if frames["ops.quality_metrics"] is not None:      # the night's and the previous night's only
         m = frames["ops.quality_metrics"]
