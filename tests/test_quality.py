@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -221,6 +222,22 @@ def test_a_quarantine_share_jump_is_flagged_one_way_only():
     # from 0 to 0.03: rate infinite (stored as None), z 15 → failure
     (g,) = detect_anomalies(N4, [_value("share", 0.03)], _hist("share", [0.0, 0.0, 0.0]), ANOM)
     assert (g.change_rate, g.statistic, g.severity, g.expected_low) == (None, pytest.approx(15.0), "failure", 0.0)
+
+
+@pytest.mark.unit
+def test_a_share_over_few_records_is_not_judged():
+    few = AnomalyConfig(lookback_nights=3, min_history=3, checks=(replace(QSHARE, min_denominator=50),))
+    hist = _hist("share", [0.0, 0.0, 0.0])
+
+    def share(num, den):
+        return MetricValue("police", "police_population", "x", "share", num, den, num / den, None)
+
+    assert detect_anomalies(N4, [share(1, 4)], hist, few) == []                     # 1 of 4: 25 %, not news
+    assert detect_anomalies(N4, [share(1, 49)], hist, few) == []                    # under 50: still not
+    (f,) = detect_anomalies(N4, [share(15, 50)], hist, few)                         # 15 of 50: judged
+    assert (f.value, f.severity) == (0.3, "failure")
+    assert detect_anomalies(N4, [_value("share", 0.3)], hist, few) == []           # no denominator: not judged
+    assert detect_anomalies(N4, [_value("share", 0.3)], hist, ANOM)[0].severity == "failure"   # the default: 0
 
 
 @pytest.mark.unit

@@ -47,7 +47,7 @@ SEVERITIES = ("warning", "failure")
 SIDES = ("both", "up", "down")
 METRIC_KEYS = {"id", "zh", "en", "dimension", "numerator", "denominator", "scale", "unit", "direction", "score",
                "weight"}
-CHECK_KEYS = {"metric", "at", "side", "min_change", "min_spread", "levels"}
+CHECK_KEYS = {"metric", "at", "side", "min_change", "min_spread", "min_denominator", "levels"}
 
 
 class QualityConfigError(ValueError):
@@ -137,7 +137,8 @@ def _check(raw: Any, i: int, metrics: dict[str, Metric]) -> Check:
         raise _fail(where, f"min_spread takes relative and absolute, got {spread!r}")
     return Check(m.id, at, side, tuple(levels), _num(raw.get("min_change", 0), f"{where}.min_change"),
                  _num(spread.get("relative", 0), f"{where}.min_spread.relative"),
-                 _num(spread.get("absolute", 1e-9), f"{where}.min_spread.absolute", positive=True))
+                 _num(spread.get("absolute", 1e-9), f"{where}.min_spread.absolute", positive=True),
+                 _num(raw.get("min_denominator", 0), f"{where}.min_denominator"))
 
 
 def parse_quality(raw: Any) -> QualityConfig:

@@ -119,6 +119,7 @@ class Check:
     min_change: float = 0.0           # an absolute change smaller than this is never flagged
     min_spread_rel: float = 0.0       # the robust spread is at least this share of the median ...
     min_spread_abs: float = 1e-9      # ... and at least this (a steady history has MAD 0)
+    min_denominator: float = 0.0      # a share over fewer than this many (tonight) is not judged
 
 
 @dataclass(frozen=True)
@@ -492,7 +493,8 @@ def detect_anomalies(night: date, values: list[MetricValue], history: list[tuple
     its relative change vs the previous night with a value exceeds a level's ``max_rate`` AND its
     robust z over the last ``lookback_nights`` such nights exceeds that level's ``max_z`` (in the
     check's direction, by at least ``min_change``); the most severe level so exceeded is the
-    flag's severity. ``history``: ``(night, department, table, metric, value)`` of earlier nights;
+    flag's severity. A value whose denominator tonight is under the check's ``min_denominator``
+    is not judged. ``history``: ``(night, department, table, metric, value)`` of earlier nights;
     a key with fewer than ``min_history`` of them is not judged. The expected range is the median
     ± the least severe level's ``max_z`` spreads (low end at 0 at least: the metrics are counts,
     shares and rates)."""
@@ -505,6 +507,8 @@ def detect_anomalies(night: date, values: list[MetricValue], history: list[tuple
         for v in values:
             if v.metric != chk.metric or v.value is None or (v.table == ALL) != (chk.at == "department"):
                 continue
+            if chk.min_denominator and (v.denominator is None or v.denominator < chk.min_denominator):
+                continue                                   # one record of four is 25 %: noise, not news
             h = [x for _, x in sorted(past.get((v.department, v.table, v.metric), []))][-config.lookback_nights:]
             if len(h) < config.min_history:
                 continue
