@@ -4,6 +4,8 @@
     findings, conservation) → cross-verify → gate gold (conflicts register, theme tables)
     → quality (metrics, department scorecards, anomaly flags; a failure-severity flag fails it)
     → report (the night's cockpit page; runs whatever quality's outcome)
+    → night_failed (runs only when a task failed, and fails: the report succeeding must not make
+      Airflow call the night a success — a run's state is its last tasks' state)
 
 A failed critical gate stops everything downstream of it. Tiering, archive and destroy stages
 are added by the lifecycle issue.
@@ -88,6 +90,13 @@ def shuzhi_lifecycle():
 
         return for_airflow(run_report, bd)
 
+    @task(trigger_rule="one_failed", retries=0)
+    def night_failed() -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this night failed (see the run's failed tasks); the cockpit page "
+                                   "was written all the same")
+
     bd = batch_date()
     bronze = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in BRONZE_GATES]
     cleaned = clean(bd)
@@ -98,7 +107,10 @@ def shuzhi_lifecycle():
     silver >> verified
     gold = [gate.override(task_id=f"gate_{g.replace('.', '_')}")(g, bd) for g in GOLD_GATES]
     verified >> gold
-    gold >> quality(bd) >> report(bd)
+    scored = quality(bd)
+    reported = report(bd)
+    gold >> scored >> reported
+    [bd, *bronze, cleaned, *silver, verified, *gold, scored, reported] >> night_failed()
 
 
 shuzhi_lifecycle()

@@ -31,7 +31,12 @@ def test_dags_import_and_wiring(airflow_db):
     gold_gates = {f"gate_gold_{t}" for t in ("conflicts", "person", "house", "event", "organisation")}
     life_down = {t.task_id: set(t.downstream_task_ids) for t in life.tasks}
     assert set(life_down) == bronze_gates | silver_gates | gold_gates | {"batch_date", "clean", "cross_verify",
-                                                                                "quality", "report"}
+                                                                                "quality", "report", "night_failed"}
+    # any failed task fails the run: night_failed, downstream of every task, runs (and fails) only then;
+    # otherwise it is skipped and the run succeeds
+    assert life.get_task("night_failed").trigger_rule == "one_failed"
+    assert set(life.get_task("night_failed").upstream_task_ids) == set(life_down) - {"night_failed"}
+    life_down = {t: d - {"night_failed"} for t, d in life_down.items() if t != "night_failed"}
     # bronze gates → clean → silver gates → cross-verify → gold gates: a failed gate stops what follows
     assert all(life_down[g] == {"clean"} for g in bronze_gates)
     assert life_down["clean"] == silver_gates
