@@ -65,18 +65,19 @@ def night_summary(spark, settings: Settings) -> dict[str, dict]:
     c = read_if_exists(spark, settings, "gold", "conflicts")
     if c is not None and nights:
         per_dept = c.select("first_seen", "resolved_on", F.explode("departments").alias("department"))
-        for n in nights:
-            night = F.lit(n).cast("date")
-            for r in per_dept.groupBy("department").agg(
-                    F.sum((F.col("first_seen") == night).cast("int")).alias("new"),
-                    F.sum((F.col("resolved_on") == night).cast("int")).alias("resolved"),
-                    F.sum(((F.col("first_seen") <= night)
-                           & (F.col("resolved_on").isNull() | (F.col("resolved_on") > night))).cast("int"))
-                    .alias("open")).collect():
-                if not (r["new"] or r["resolved"] or r["open"]):
-                    continue                               # a department the night's register does not name
-                s = deps[n][r["department"]]
-                s.update(new=int(r["new"] or 0), resolved=int(r["resolved"] or 0), open=int(r["open"] or 0))
+        night = F.col("night")
+        grid = per_dept.crossJoin(spark.createDataFrame([(n,) for n in nights], "night string")
+                                  .select(night.cast("date").alias("night")))   # every night in one pass
+        for r in grid.groupBy("night", "department").agg(
+                F.sum((F.col("first_seen") == night).cast("int")).alias("new"),
+                F.sum((F.col("resolved_on") == night).cast("int")).alias("resolved"),
+                F.sum(((F.col("first_seen") <= night)
+                       & (F.col("resolved_on").isNull() | (F.col("resolved_on") > night))).cast("int"))
+                .alias("open")).collect():
+            if not (r["new"] or r["resolved"] or r["open"]):
+                continue                                   # a department the night's register does not name
+            deps[r["night"].isoformat()][r["department"]].update(
+                new=int(r["new"] or 0), resolved=int(r["resolved"] or 0), open=int(r["open"] or 0))
     qs = read_if_exists(spark, settings, "ops", "quality_scores")
     if qs is not None:
         for r in qs.filter(F.col("dimension") == "overall").select("night", "department", "score").collect():
