@@ -20,10 +20,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from pyspark.sql import functions as F
-
 from shuzhi import publish
-from shuzhi.access import COLD, read_if_exists
+from shuzhi.access import COLD
 from shuzhi.archive import MANIFEST, RESTORED, ArchiveCorrupt, archive_root, clear_debris, verify_batch, write_batch
 from shuzhi.audit import audited
 from shuzhi.config import Settings
@@ -31,8 +29,8 @@ from shuzhi.crypto import Keyring
 from shuzhi.delta import delete_matching, read_table, table_exists, write_to
 from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, load_policy
-from shuzhi.selection import retention_task, select_records
-from shuzhi.stages.retention import ROW_KEY, delivered_versions
+from shuzhi.selection import archive_tables, retention_task, select_records
+from shuzhi.stages.retention import ROW_KEY
 
 log = logging.getLogger("shuzhi.archive")
 
@@ -68,19 +66,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
                 audit.detail = f"nothing past its archive age at {as_of}"
                 return res
             res.held_records = sel.held_records
-            tables = {}
-            for t, df in sel.silver.items():
-                chosen = sel.selected.filter(F.col("table") == t)
-                rows = df.join(chosen.select("record_id"), "record_id", "left_semi")
-                n = rows.count()
-                if not n:
-                    continue
-                months = sorted(r[0] for r in chosen.select("month").distinct().collect() if r[0])
-                tables[f"silver.{t}"] = (rows, n, months)
-                if (b := read_if_exists(spark, settings, "bronze", t)) is not None:
-                    versions = delivered_versions(b, sel.entities[t], chosen)
-                    tables[f"bronze.{t}"] = (versions, versions.count(), months)
-            write_batch(spark, settings, as_of, tables)
+            write_batch(spark, settings, as_of, archive_tables(spark, settings, sel))
         m = verify_batch(settings, as_of, spark)
         for table, entry in m["tables"].items():
             res.archived[table] = entry["rows"]

@@ -18,14 +18,14 @@ import logging
 import sys
 import uuid
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from shuzhi import ledgers, publish
-from shuzhi.access import Reader, read, read_if_exists
+from shuzhi.access import Reader, night_delivery, read
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
@@ -44,13 +44,9 @@ __all__ = ["EntityResult", "clean_entity", "run", "summary", "task"]
 def clean_entity(spark, settings: Settings, entity: Entity, batch_date: str, keyring: Keyring, run_id: str,
                  regions_df: DataFrame) -> EntityResult:
     table = entity.table_name
-    bronze = read_if_exists(spark, settings, "bronze", table)
-    if bronze is not None:
-        bronze = bronze.filter(F.col("_batch_date") == F.lit(date.fromisoformat(batch_date)))
-    ids = [r[0] for r in bronze.select("_delivery_id").distinct().collect()] if bronze is not None else []
-    if not ids:
+    bronze, delivery_id = night_delivery(spark, settings, table, batch_date)
+    if bronze is None:
         return EntityResult(table, batch_date, "no_delivery")
-    delivery_id = sorted(ids)[-1]
     # a rejected silver version is not built on: back to the published one first (shuzhi.publish);
     # a re-run after a rejection writes again under a new txn id, one after a success does not
     verdicts = publish.rebase(spark, settings, f"silver.{table}", batch_date, by="clean")

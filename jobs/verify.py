@@ -22,11 +22,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from shuzhi import ledgers, publish, registry
-from shuzhi.access import Reader, read, read_if_exists
+from shuzhi.access import read_all, read_if_exists
 from shuzhi.audit import audited
 from shuzhi.config import Settings
 from shuzhi.crypto import Keyring
@@ -53,12 +52,6 @@ class VerifyResult:
     themes: dict[str, int] = field(default_factory=dict)
 
 
-def load_silver(spark, settings: Settings) -> dict[str, DataFrame]:
-    """Every silver entity table there is, hot and cold tiers together, the read logged."""
-    return {t: df for t in ENTITY_OF
-            if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline("verify"))) is not None}
-
-
 def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None,
         keyring: Keyring | None = None) -> VerifyResult:
     keyring = keyring or Keyring.load(settings.key_dir)
@@ -66,7 +59,7 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
     bd = date.fromisoformat(batch_date)
     res = VerifyResult(batch_date, "verified")
     with audited(spark, settings, stage="verify", source=None, batch_date=batch_date, run_id=run_id) as audit:
-        last = _gold_as_of(spark, settings)
+        last = publish.published_as_of(spark, settings, "gold", "person")
         if last is not None and last > bd:    # re-verifying an earlier night would roll gold back: nights go in order
             log.warning("verify %s: gold is already as of %s; nothing done", batch_date, last)
             res.status = audit.outcome = "noop"
@@ -78,7 +71,7 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
         # a rejected gold version is not built on (shuzhi.publish); after a rejection the re-run writes again
         suffix = {n: publish.rebase(spark, settings, f"gold.{n}", batch_date, by="verify").txn_suffix(batch_date)
                   for n in GOLD}
-        silver = load_silver(spark, settings)
+        silver = read_all(spark, settings, ENTITY_OF, "verify")
         clean_q = read_if_exists(spark, settings, "silver", "quarantine")
         s = {k: v.persist(StorageLevel.MEMORY_AND_DISK) for k, v in conflicts.silver_inputs(silver, keyring).items()}
         params = conflicts.VerifyParams(load_rules(), precedence(), load_tags())
@@ -108,12 +101,6 @@ def run(spark, settings: Settings, batch_date: str, *, run_id: str | None = None
         audit.rows_loaded = res.open_total
         audit.detail = json.dumps({"opened": res.opened, "resolved": res.resolved, "themes": res.themes})
     return res
-
-
-def _gold_as_of(spark, settings: Settings) -> date | None:
-    """The night the published gold reflects (None before the first)."""
-    person = publish.read_published(spark, settings, "gold", "person")
-    return None if person is None else person.agg(F.max("_as_of")).collect()[0][0]
 
 
 def summary(res: VerifyResult) -> dict:

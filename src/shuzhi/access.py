@@ -15,7 +15,9 @@ import getpass
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+
+from pyspark.sql import functions as F
 
 from . import publish, registry
 from .config import Settings, load_yaml
@@ -106,6 +108,17 @@ def read_if_exists(spark, settings: Settings, layer: str, name: str):
     return read_table(spark, p) if table_exists(spark, p) else None
 
 
+
+def night_delivery(spark, settings: Settings, table: str, batch_date: str):
+    """``bronze.<table>``'s rows of one night and that night's delivery id (the latest, if a
+    night was delivered twice); ``(None, None)`` when nothing was delivered that night."""
+    bronze = read_if_exists(spark, settings, "bronze", table)
+    if bronze is None:
+        return None, None
+    bronze = bronze.filter(F.col("_batch_date") == F.lit(date.fromisoformat(batch_date)))
+    ids = sorted(r[0] for r in bronze.select("_delivery_id").distinct().collect())
+    return (bronze, ids[-1]) if ids else (None, None)
+
 def unified(spark, settings: Settings, layer: str, name: str):
     """One view over the hot table and its cold tier (silver tables only have one): a record in
     both (a newer version arrived after it went cold) is read from hot. None if neither exists.
@@ -145,3 +158,10 @@ def read(spark, settings: Settings, table: str, *, reader: Reader, months: list[
     log_access(spark, settings, reader, table, partition=",".join(sorted(months)) if months else "*",
                key_range=describe or where)
     return df
+
+
+def read_all(spark, settings: Settings, tables, stage: str) -> dict:
+    """``read`` of each ``silver.<name>`` of ``tables`` that exists, by the pipeline's ``stage``:
+    name → DataFrame (hot and cold tiers together, the read logged)."""
+    return {t: df for t in tables if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline(stage)))
+            is not None}

@@ -196,6 +196,13 @@ def read_published(spark, settings: Settings, layer: str, name: str):
     return spark.read.format("delta").option("versionAsOf", v.published).load(str(path))
 
 
+
+def published_as_of(spark, settings: Settings, layer: str, name: str, column: str = "_as_of"):
+    """The latest ``column`` date in a table's published version: the night it reflects (None
+    before the first)."""
+    df = read_published(spark, settings, layer, name)
+    return None if df is None else df.agg(F.max(column)).collect()[0][0]
+
 def read_version(spark, settings: Settings, layer: str, name: str) -> int:
     """The version ``read_published`` reads (-1: no table, or nothing published yet)."""
     path = settings.table_path(layer, name)

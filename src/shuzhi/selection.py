@@ -25,7 +25,14 @@ from .delta import read_table, rows_frame, table_exists, write_table
 from .frames import union_all
 from .retention import Policy, load_policy
 from .schemas import Entity, catalog
-from .stages.retention import cold_candidates, destroyed_records, entity_ref, held_tokens, silver_refs
+from .stages.retention import (
+    cold_candidates,
+    delivered_versions,
+    destroyed_records,
+    entity_ref,
+    held_tokens,
+    silver_refs,
+)
 
 
 @dataclass
@@ -82,6 +89,23 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
     all_held = union_all(covered)
     return Selection(entities, silver, refs, selected, held, None if all_held is None else all_held.distinct())
 
+
+
+def archive_tables(spark, settings: Settings, sel: Selection) -> dict[str, tuple]:
+    """What an archive batch holds for a selection: per ``layer.table``, (rows, count, months of the
+    lifecycle date) — each selected silver record, and every delivered bronze version of it."""
+    tables = {}
+    for t, df in sel.silver.items():
+        chosen = sel.selected.filter(F.col("table") == t)
+        rows = df.join(chosen.select("record_id"), "record_id", "left_semi")
+        if not (n := rows.count()):
+            continue
+        months = sorted(r[0] for r in chosen.select("month").distinct().collect() if r[0])
+        tables[f"silver.{t}"] = (rows, n, months)
+        if (b := read_if_exists(spark, settings, "bronze", t)) is not None:
+            versions = delivered_versions(b, sel.entities[t], chosen)
+            tables[f"bronze.{t}"] = (versions, versions.count(), months)
+    return tables
 
 # ---------------------------------------------------------------- tiering and the retention status
 
