@@ -48,6 +48,8 @@ def test_warning_recorded_and_run_goes_on_then_critical_stops(spark, settings, k
     site = data_docs_index(settings).parent / "validations" / "bronze" / "police_population"
     (page,) = site.glob(f"{D}/*/*.html")
     assert page_status(page) == "Succeeded"
+    # the failed expectation's example value is on the page (the detail pass of gates.validate)
+    assert "男" in page.read_text(encoding="utf-8")
     n = res.count()
     gate.run(spark, settings, "bronze.police_population", D)          # same data version: no new results
     assert read_table(spark, settings.table_path("ops", "gate_results")).count() == n
