@@ -13,7 +13,7 @@ test: setup lint unit test-rest
 lint: setup
 	.venv/bin/ruff check .
 unit: setup
-	.venv/bin/python -m pytest -q -m unit --durations=10
+	.venv/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m unit --durations=10
 test-rest: setup
 	.venv/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "spark or integration" --durations=30
 test-crash: setup
