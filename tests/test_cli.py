@@ -38,6 +38,10 @@ BAD_ARGUMENTS = [
     (["ingest", "polic", "2026-11-25"], f"error: source 'polic' is not one of {SOURCES}"),
     (["clean", "2026-02-30"], f"error: batch date '2026-02-30' {NOT_A_DATE}"),
     (["verify", "2026-11-3x"], f"error: batch date '2026-11-3x' {NOT_A_DATE}"),
+    (["night", "2026-11-31"], f"error: batch date '2026-11-31' {NOT_A_DATE}"),
+    (["night", "2026-11-25", "--through", "2026-11-3x"], f"error: --through '2026-11-3x' {NOT_A_DATE}"),
+    (["night", "2026-11-25", "--through", "2026-11-24"], "error: --through 2026-11-24 is before the first night "
+                                                         "2026-11-25"),
     (["tier", "--as-of", "2028-13-01"], f"error: --as-of '2028-13-01' {NOT_A_DATE}"),
     (["archive", "--as-of", "2032-6-1"], f"error: --as-of '2032-6-1' {NOT_A_DATE}"),
     (["destroy", "--as-of", "yesterday"], f"error: --as-of 'yesterday' {NOT_A_DATE}"),

@@ -2,6 +2,7 @@
 
     shuzhi setup                       # keys + Airflow metadata DB (called by scripts/setup.sh)
     shuzhi demo                        # run the DAGs through Airflow for every night in landing, summarise
+    shuzhi night 2026-11-27 [--through 2026-11-30]   # whole nights without Airflow, in one process
     shuzhi ingest police 2026-11-27    # one stage for one batch, without Airflow
     shuzhi gate bronze.police_population 2026-11-27
     shuzhi clean 2026-11-27            # clean stage (bronze → silver) without Airflow

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import catalogue, cockpit_report, exports, feedback, workflow
+from . import night as night_cmd
 from .access import Reader, check_role, check_table, check_table_name, lake_tables, read
 from .archive import MANIFEST, ArchiveCorrupt, archive_root
 from .demo import delivered_nights, run_demo
@@ -55,6 +56,9 @@ def check_usage(settings, a) -> None:
         check_source(a.source)
     if getattr(a, "batch_date", None) is not None:
         parse_night(a.batch_date, "batch date")
+    if getattr(a, "through", None) is not None:
+        parse_night(a.through, "--through")
+        night_cmd.nights_between(a.batch_date, a.through)
     if getattr(a, "as_of", None) is not None:
         parse_night(a.as_of, "--as-of")
     if cmd == "gate":
@@ -418,6 +422,7 @@ def register(sub) -> None:
     p.add_argument("--night", metavar="D", help="hits of one batch date (default: all nights)")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV (UTF-8 with BOM)")
     p.set_defaults(fn=cmd_rules)
+    night_cmd.register(sub)
     catalogue.register(sub)
     cockpit_report.register(sub)
     p = sub.add_parser("conflicts", help="the office's conflict workflow: ack, assign, resolve, list "
