@@ -11,8 +11,10 @@ figures; asserts nothing. The lake is changed (copy it first to keep it).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,6 +28,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--home", default="var/bench-night")
     p.add_argument("--skip-floor", type=float, help="reuse a floor time measured before (seconds)")
+    p.add_argument("--driver-memory", help="the driver JVM's heap (default: conf/environments.yaml's)")
     a = p.parse_args(argv)
 
     from jobs import archive, destroy, tier
@@ -35,6 +38,9 @@ def main(argv=None) -> int:
 
     home = Path(a.home).resolve()
     settings = Settings.load(home=home, key_dir=home / "keys")
+    if a.driver_memory:
+        settings = replace(settings, spark=replace(settings.spark, driver_memory=a.driver_memory))
+    print(f"driver memory {settings.spark.driver_memory}, {os.cpu_count()} cores (the byte scan's workers)", flush=True)
     if not (settings.lake / "silver").is_dir():
         print(f"no lake in {settings.lake}: run benchmarks/night_bench.py --home {a.home} first", file=sys.stderr)
         return 2

@@ -27,7 +27,12 @@ def run_night(settings, night: str) -> dict[str, float]:
     timed per stage by the runner itself."""
     from shuzhi.night import run_night as night_run
 
-    run = night_run(settings, night)
+    def on_step(st):
+        if st.status != "running":
+            line = f"      {st.stage:<11} {st.target:<33} {st.seconds:7.1f} s  {st.status} {st.detail}"
+            print(line[:160], flush=True)
+
+    run = night_run(settings, night, on_step=on_step)
     if run.exit_code:
         failed = [f"{s.stage} {s.target}: {s.detail}" for s in run.steps if s.failed]
         print(f"night {night} did not pass: {failed}", flush=True)
