@@ -175,8 +175,8 @@ def scan_destroyed(root: Path, *, ids: set[str], names: set[str], strings: set[s
         ctx = multiprocessing.get_context("spawn")      # never fork a process that holds a JVM gateway
         with ProcessPoolExecutor(min(workers, len(files)), mp_context=ctx, initializer=_init_worker,
                                  initargs=(sought,)) as pool:
-            found = dict(zip(order, pool.map(_scan_in_worker, order, [root] * len(order),
-                                              chunksize=max(1, len(order) // (8 * workers)))))
+            # one file a task: chunks of the size-sorted list would hand the largest files to one worker
+            found = dict(zip(order, pool.map(_scan_in_worker, order, [root] * len(order))))
     return [f for p in files for f in found[p]], len(files)
 
 
