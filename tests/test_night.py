@@ -118,6 +118,16 @@ def test_a_failed_quality_step_still_reports():
 
 
 @pytest.mark.unit
+def test_an_unexpected_error_names_its_step_then_propagates():
+    rec = Recorder({(s, D1) for s in SOURCES}, fail={("clean", ""): OSError("disk full")})
+    seen = []
+    with pytest.raises(OSError, match="disk full"):
+        nr.run_night(None, D1, steps=rec.steps(), on_step=lambda st: seen.append((st.stage, st.status, st.detail)))
+    assert seen[-1] == ("clean", "error", "OSError: disk full")
+    assert rec.calls[-1] == ("clean", "", D1)
+
+
+@pytest.mark.unit
 def test_a_gate_whose_table_the_lake_lacks_is_skipped():
     lake = [t for t in registry.gated_tables() if t != "bronze.health_residents"]
     rec = Recorder({(s, D1) for s in SOURCES if s != "health"}, lake=lake)

@@ -61,7 +61,7 @@ class Step:
     night: str
     stage: str                      # one of STAGES
     target: str                     # the source, the gated table, or "" for a whole-night stage
-    status: str = "running"         # the task's own status, or missing | rejected | failed | skipped
+    status: str = "running"         # the task's own status, or missing | rejected | failed | skipped | error
     seconds: float = 0.0
     records: int | None = None      # records the step read (delivered, gated, cleaned); None: not a count
     detail: str = ""
@@ -168,6 +168,9 @@ def run_night(settings: Settings, night: str, *, on_step: Callable[[Step], None]
             st.status, st.detail = "rejected", str(exc)
         except GateFailed as exc:
             st.status, st.detail = "failed", str(exc)
+        except Exception as exc:     # not a data fault: the step is named on the progress line, then raised
+            st.status, st.detail = "error", f"{type(exc).__name__}: {exc}"[:300]
+            raise
         finally:
             st.seconds = time.perf_counter() - t
             if on_step:
@@ -234,7 +237,8 @@ def run_nights(settings: Settings, first: str, last: str | None = None, *,
 # ---------------------------------------------------------------- the command line
 
 def _fmt_step(st: Step, t0: float) -> str:
-    colour = {"missing": "yellow", "skipped": "yellow", "rejected": "red", "failed": "red"}.get(st.status, "green")
+    colour = {"missing": "yellow", "skipped": "yellow", "rejected": "red", "failed": "red",
+              "error": "red"}.get(st.status, "green")
     recs = f"{st.records:>11,} rec" if st.records is not None else " " * 15
     rate = (f"{st.rate:>9,.0f} rec/s" if st.rate >= 10 else f"{st.rate:>9.2f} rec/s") if st.rate else " " * 15
     secs = f"{st.seconds:7.1f} s" if st.status not in ("missing", "skipped") else " " * 9
