@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from shuzhi import registry
-from shuzhi.config import EXPECTATIONS_DIR
+from shuzhi.config import EXPECTATIONS_DIR, read_yaml
 from shuzhi.schemas import catalog
 from shuzhi.stages.bronze import LINEAGE_COLS
 
@@ -245,10 +245,10 @@ def test_lookup_by_key_or_layer_and_name_and_restored_batches():
 def _load_with(tmp_path: Path, edit) -> registry.Registry:
     import yaml
 
-    raw = yaml.safe_load(registry.TABLES_YAML.read_text(encoding="utf-8"))
+    raw = read_yaml(registry.TABLES_YAML)
     edit(raw)
     p = tmp_path / "tables.yaml"
-    p.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    p.write_text(yaml.dump(raw, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return registry.load(p)
 
 

@@ -29,11 +29,21 @@ DELTA_VERSION = "4.0.1"
 DELTA_JARS = (f"delta-spark_2.13-{DELTA_VERSION}.jar", f"delta-storage-{DELTA_VERSION}.jar")
 
 
+# PyYAML's libyaml-backed safe loader (same YAML, same safe types; the wheels ship libyaml): about
+# ten times faster than the pure-Python one, which spent 0.7 s on schemas/tables.yaml alone.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
+    """One YAML file, parsed with the safe loader."""
+    with open(path, encoding="utf-8") as fh:
+        return yaml.load(fh, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
+
+
 @lru_cache(maxsize=None)
 def load_yaml(name: str, folder: Path = CONF_DIR) -> dict[str, Any]:
     """Read one YAML file of ``conf/`` (or another folder), cached for the process."""
-    with open(folder / name, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return read_yaml(folder / name)
 
 
 @dataclass(frozen=True)

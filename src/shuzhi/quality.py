@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from croniter import croniter
 from pyspark.sql import functions as F
 
 from .access import Reader, read, read_if_exists
-from .config import CONF_DIR, Settings, load_yaml
+from .config import CONF_DIR, Settings, load_yaml, read_yaml
 from .delta import read_table, rows_frame, table_exists, table_version, write_to
 from .rules import load_rules
 from .schemas import catalog
@@ -174,8 +173,7 @@ def parse_quality(raw: Any) -> QualityConfig:
 
 def load_quality(path: Path = QUALITY_YAML) -> QualityConfig:
     """``conf/quality.yaml`` (or ``path``), parsed and checked."""
-    with open(path, encoding="utf-8") as fh:
-        return parse_quality(yaml.safe_load(fh))
+    return parse_quality(read_yaml(path))
 
 
 def due_epoch(schedule: str, timeout_minutes: int, tz: str, night: date) -> int:

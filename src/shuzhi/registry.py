@@ -29,9 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
-from .config import EXPECTATIONS_DIR, REPO_ROOT, SCHEMAS_DIR
+from .config import EXPECTATIONS_DIR, REPO_ROOT, SCHEMAS_DIR, read_yaml
 from .retention import load_policy
 from .schemas import LEVELS, Entity, catalog
 
@@ -322,8 +320,7 @@ def _validate_table(t: Table, family_tables: list[Table], where: str) -> None:
 
 def load(path: Path = TABLES_YAML) -> Registry:
     """Read and cross-check a registry file (``schemas/tables.yaml``); raises ``RegistryError``."""
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+    raw = read_yaml(path)
     top = _check_keys(raw, TOP_KEYS, "top level", ("about", "layers", "tables"))
     layers = top["layers"]
     if not isinstance(layers, dict) or not layers:
