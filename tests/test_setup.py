@@ -68,3 +68,16 @@ def test_generator_draws_codes_from_schemas_and_plants_only_unknown_ones():
     assert set(ref.UNKNOWN_CODES) <= set(cat.code_lists), set(ref.UNKNOWN_CODES) - set(cat.code_lists)
     for name, planted in ref.UNKNOWN_CODES.items():
         assert not set(planted) & set(cat.code_list(name).codes), name
+
+
+def test_the_driver_jvm_maps_the_class_archive_setup_dumped(spark, spark_settings):
+    """``shuzhi setup`` dumps the class archive (``shuzhi.classarchive``) and every driver JVM maps
+    it: read from the JVM's own memory map, so an archive the JVM refused would not count."""
+    from shuzhi.spark import class_archive
+
+    archive = class_archive(Settings.load(spark=spark_settings))
+    assert archive.is_file(), f"no class archive at {archive}: run `make setup`"
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    with open(f"/proc/{pid}/maps", encoding="utf-8") as fh:
+        mapped = {line.split()[-1] for line in fh if line.rstrip().endswith(".jsa")}
+    assert str(archive) in mapped

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from . import commands
+from . import classarchive, commands
 from .commands import check_usage, fail
 from .config import Settings, load_yaml
 from .crypto import Keyring
@@ -57,6 +57,8 @@ def cmd_setup(settings: Settings, args) -> int:
         print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
         return proc.returncode
     print(f"Airflow metadata DB ready in {settings.airflow_home}")
+    path, took = classarchive.ensure(settings)
+    print(f"JVM class archive {path} ({'there already' if took is None else f'dumped in {took:.0f} s'})")
     return 0
 
 
