@@ -20,7 +20,7 @@ from typing import Iterable, Literal, Sequence
 from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
-from . import registry
+from . import deltalog, registry
 from .errors import MoveNotVerified
 
 WriteMode = Literal["append", "replace", "snapshot"]
@@ -54,13 +54,19 @@ def table_exists(spark, path: Path | str) -> bool:
 
 
 def table_version(spark, path: Path | str) -> int:
-
+    """The table's latest version: from its log's file names (``shuzhi.deltalog``), else Delta's history."""
+    v = deltalog.latest_version(path)
+    if isinstance(v, int):
+        return v
     return DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["version"]
 
 
 def committed_txn_version(spark, path: Path | str, app_id: str) -> int | None:
-    """Latest committed version of a transaction id in a table, or None."""
-
+    """Latest committed version of a transaction id in a table, or None: read from the log's files
+    (``shuzhi.deltalog``: no Spark job), else from Delta's snapshot."""
+    v = deltalog.txn_version(path, app_id)
+    if v is not deltalog.UNKNOWN:
+        return v
     jvm = spark.sparkContext._jvm
     log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, str(path))
     opt = log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty()).transactions().get(app_id)

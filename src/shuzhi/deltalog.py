@@ -1,0 +1,83 @@
+"""Two facts read straight from a Delta table's ``_delta_log`` files, without a Spark job: the
+latest committed version, and the version a transaction id last committed (its ``txn`` action).
+
+Delta answers the second through a snapshot's state reconstruction — a Spark job over the whole
+log — and every idempotent write and gate asks it first: about a second a call on a tiny table,
+a dozen calls a stage. The protocol makes both cheap to read: commits are ``<version>.json``
+files (written whole: the log store renames a finished temporary file into place), and the state
+at a checkpoint is in its Parquet file, whose ``txn`` column holds every application's latest
+transaction version. Replaying the commits after the latest checkpoint gives the answer Delta
+gives (``tests/test_deltalog.py`` compares the two on a real table past two checkpoints).
+
+Anything this module does not read — a v2 or multi-part checkpoint it cannot find, a gap in the
+commits — gives ``UNKNOWN``, and the caller asks Delta (``shuzhi.delta``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+UNKNOWN = object()           # the log holds something this reader does not read; ask Delta
+
+
+def _commits(log: Path) -> dict[int, Path]:
+    """Commit files by version (``00000000000000000012.json``; not checkpoints, CRCs or temporaries)."""
+    return {int(p.name[:20]): p for p in log.glob("*.json") if len(p.name) == 25 and p.name[:20].isdigit()}
+
+
+def latest_version(path: Path | str) -> int | None | object:
+    """The table's latest committed version; None when it has no commit (no table)."""
+    log = Path(path) / "_delta_log"
+    if not log.is_dir():
+        return None
+    commits = _commits(log)
+    return max(commits) if commits else UNKNOWN
+
+
+def _checkpoint(log: Path) -> tuple[int, list[Path]] | object | None:
+    """The latest checkpoint named by ``_last_checkpoint``: (version, its Parquet files); None when
+    there is none; UNKNOWN for a kind this reader does not read (v2, or files missing)."""
+    pointer = log / "_last_checkpoint"
+    if not pointer.is_file():
+        return UNKNOWN if any(log.glob("*.checkpoint*")) else None
+    meta = json.loads(pointer.read_text(encoding="utf-8"))
+    if "v2Checkpoint" in meta:
+        return UNKNOWN
+    v, parts = int(meta["version"]), meta.get("parts")
+    files = ([log / f"{v:020d}.checkpoint.parquet"] if not parts else
+             [log / f"{v:020d}.checkpoint.{i:010d}.{int(parts):010d}.parquet" for i in range(1, int(parts) + 1)])
+    return (v, files) if all(f.is_file() for f in files) else UNKNOWN
+
+
+def txn_version(path: Path | str, app_id: str) -> int | None | object:
+    """The version ``app_id`` last committed to the table (Delta's ``SetTransaction``), None when it
+    never did (or there is no table), UNKNOWN when this reader cannot tell."""
+    log = Path(path) / "_delta_log"
+    if not log.is_dir():
+        return None
+    cp = _checkpoint(log)
+    if cp is UNKNOWN:
+        return UNKNOWN
+    found: int | None = None
+    start = 0
+    if cp is not None:
+        version, files = cp
+        for f in files:
+            for t in pq.read_table(f, columns=["txn"]).column("txn").to_pylist():
+                if t is not None and t.get("appId") == app_id:
+                    found = int(t["version"])
+        start = version + 1
+    commits = _commits(log)
+    after = sorted(v for v in commits if v >= start)
+    if after != list(range(start, start + len(after))) or (cp is None and 0 not in commits):
+        return UNKNOWN               # a gap, or no checkpoint and no first commit: not ours to replay
+    for v in after:
+        for line in commits[v].read_text(encoding="utf-8").splitlines():
+            if '"txn"' not in line:
+                continue
+            t = json.loads(line).get("txn")
+            if t is not None and t.get("appId") == app_id:
+                found = int(t["version"])
+    return found

@@ -1,0 +1,62 @@
+"""``shuzhi.deltalog`` reads the latest version and transaction versions from a table's log files;
+Delta's own snapshot is the reference, on a real table written past two checkpoints."""
+import pytest
+
+from shuzhi import deltalog
+from shuzhi.delta import DeltaTable, committed_txn_version, write_table
+
+
+def _delta_txn(spark, path, app_id):
+    """Delta's own answer (the snapshot's SetTransactions), not through shuzhi.delta."""
+    jvm = spark.sparkContext._jvm
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, str(path))
+    opt = log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty()).transactions().get(app_id)
+    return None if opt.isEmpty() else int(opt.get())
+
+
+@pytest.mark.spark
+def test_log_reader_agrees_with_delta_past_checkpoints(spark, tmp_path):
+    path = tmp_path / "t"
+    assert deltalog.latest_version(path) is None and deltalog.txn_version(path, "a") is None
+    df = spark.createDataFrame([(1, "x")], "id int, v string")
+    apps = ["a", "b", "c"]
+    seen = []
+    for n in range(23):                                   # checkpoints at versions 10 and 20 (interval 10)
+        app = apps[n % 3]
+        r = write_table(df, path, mode="append", txn=(app, n))
+        assert not r.skipped
+        seen.append(r.version)
+        want_latest = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["version"]
+        assert deltalog.latest_version(path) == want_latest == r.version
+        if n in (0, 9, 10, 11, 20, 22):
+            for a in [*apps, "never"]:
+                assert deltalog.txn_version(path, a) == _delta_txn(spark, path, a), (n, a)
+    assert (path / "_delta_log" / f"{20:020d}.checkpoint.parquet").is_file()
+    assert deltalog.txn_version(path, "a") == 21 and deltalog.txn_version(path, "c") == 20
+    # a re-run of a committed transaction is skipped, and adds no version
+    assert write_table(df, path, mode="append", txn=("b", 22)).skipped
+    assert deltalog.latest_version(path) == seen[-1]
+    assert committed_txn_version(spark, path, "a") == 21
+    # a log this reader cannot replay (the checkpoint it names is gone): UNKNOWN, so the writer asks Delta
+    checkpoint = path / "_delta_log" / f"{20:020d}.checkpoint.parquet"
+    checkpoint.rename(tmp_path / "moved.parquet")
+    assert deltalog.txn_version(path, "a") is deltalog.UNKNOWN
+    (tmp_path / "moved.parquet").rename(checkpoint)
+
+
+@pytest.mark.unit
+def test_unknown_logs(tmp_path):
+    log = tmp_path / "t" / "_delta_log"
+    log.mkdir(parents=True)
+    assert deltalog.latest_version(tmp_path / "t") is deltalog.UNKNOWN      # debris: a log with no commit
+    (log / f"{5:020d}.json").write_text('{"txn":{"appId":"a","version":3}}\n', encoding="utf-8")
+    assert deltalog.txn_version(tmp_path / "t", "a") is deltalog.UNKNOWN    # no checkpoint, no commit 0
+    (log / "_last_checkpoint").write_text('{"version": 4, "v2Checkpoint": {}}', encoding="utf-8")
+    assert deltalog.txn_version(tmp_path / "t", "a") is deltalog.UNKNOWN    # a v2 checkpoint
+    (log / f"{0:020d}.json").write_text('{"txn":{"appId":"a","version":1}}\n', encoding="utf-8")
+    (log / "_last_checkpoint").unlink()
+    assert deltalog.txn_version(tmp_path / "t", "a") is deltalog.UNKNOWN    # a gap: commits 1–4 missing
+    for v in range(1, 5):
+        (log / f"{v:020d}.json").write_text('{"commitInfo":{"txn":"not an action"}}\n', encoding="utf-8")
+    assert deltalog.txn_version(tmp_path / "t", "a") == 3 and deltalog.txn_version(tmp_path / "t", "b") is None
+    assert deltalog.latest_version(tmp_path / "t") == 5
