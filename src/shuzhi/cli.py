@@ -57,8 +57,7 @@ def cmd_setup(settings: Settings, args) -> int:
         print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
         return proc.returncode
     print(f"Airflow metadata DB ready in {settings.airflow_home}")
-    path, took = classarchive.ensure(settings)
-    print(f"JVM class archive {path} ({'there already' if took is None else f'dumped in {took:.0f} s'})")
+    print(classarchive.ensure_line(settings))
     return 0
 
 

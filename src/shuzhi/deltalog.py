@@ -2,15 +2,16 @@
 latest committed version, and the version a transaction id last committed (its ``txn`` action).
 
 Delta answers the second through a snapshot's state reconstruction — a Spark job over the whole
-log — and every idempotent write and gate asks it first: about a second a call on a tiny table,
-a dozen calls a stage. The protocol makes both cheap to read: commits are ``<version>.json``
-files (written whole: the log store renames a finished temporary file into place), and the state
-at a checkpoint is in its Parquet file, whose ``txn`` column holds every application's latest
-transaction version. Replaying the commits after the latest checkpoint gives the answer Delta
-gives (``tests/test_deltalog.py`` compares the two on a real table past two checkpoints).
+log — and every idempotent write and gate asks it first: 0.24–0.32 s a call on a warm session
+and a 12-commit table (7 ms from the files), a dozen calls a stage. The protocol makes both
+cheap to read: commits are ``<version>.json`` files (written whole: the log store renames a
+finished temporary file into place), and the state at a checkpoint is in its Parquet file, whose
+``txn`` column holds every application's latest transaction version. Replaying the commits after
+the latest checkpoint gives the answer Delta gives (``tests/test_deltalog.py`` compares the two
+on a real table past two checkpoints).
 
-Anything this module does not read — a v2 or multi-part checkpoint it cannot find, a gap in the
-commits — gives ``UNKNOWN``, and the caller asks Delta (``shuzhi.delta``).
+Anything this module does not read — a v2 checkpoint, a checkpoint whose files are missing, a gap
+in the commits — gives ``UNKNOWN``, and the caller asks Delta (``shuzhi.delta``).
 """
 from __future__ import annotations
 
