@@ -81,3 +81,33 @@ def test_the_driver_jvm_maps_the_class_archive_setup_dumped(spark, spark_setting
     with open(f"/proc/{pid}/maps", encoding="utf-8") as fh:
         mapped = {line.split()[-1] for line in fh if line.rstrip().endswith(".jsa")}
     assert str(archive) in mapped
+
+
+def test_setup_skips_the_airflow_migration_only_while_the_migrated_db_is_unchanged(tmp_path, monkeypatch):
+    """``shuzhi setup`` skips ``airflow db migrate`` when its stamp equals what the DB holds now: the
+    same Airflow version and migration revision of the SQLite DB under AIRFLOW_HOME."""
+    import importlib.metadata
+    import sqlite3
+
+    from shuzhi.cli import _migrated_as
+
+    monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
+    s = Settings.load(home=tmp_path)
+    s.airflow_home.mkdir(parents=True)
+    assert _migrated_as(s) == ""                                  # no DB yet: migrate
+    db = s.airflow_home / "airflow.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE alembic_version (version_num TEXT)")
+    assert _migrated_as(s) == ""                                  # no revision: migrate
+    with sqlite3.connect(db) as con:
+        con.execute("INSERT INTO alembic_version VALUES ('d2f4e1b3c5a7')")
+    version = importlib.metadata.version("apache-airflow")
+    assert _migrated_as(s) == f"apache-airflow {version} revision d2f4e1b3c5a7\n"
+    with sqlite3.connect(db) as con:                              # another revision: not the stamp's
+        con.execute("UPDATE alembic_version SET version_num = 'aaaaaaaaaaaa'")
+    assert _migrated_as(s) == f"apache-airflow {version} revision aaaaaaaaaaaa\n"
+    (s.airflow_home / "airflow.cfg").write_text("[database]\nsql_alchemy_conn = postgresql://x/airflow\n")
+    assert _migrated_as(s) == ""                                  # another database: always migrate
+    (s.airflow_home / "airflow.cfg").write_text(f"[database]\nsql_alchemy_conn = sqlite:///{db}\n")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:////elsewhere/airflow.db")
+    assert _migrated_as(s) == ""
