@@ -110,9 +110,14 @@ def pending_police_identities(pop: DataFrame | None, clean_quarantine: DataFrame
             cq = cq.join(live, "record_id", "left_anti")
         parts.append(cq.select(F.col("citizen_id__tok").alias("tok"), F.col("person_hint").alias("hint")))
     if ingest_quarantine is not None:
+        # each piece is stripped inside the explode: `s` is then the generator's output, which the
+        # optimiser cannot substitute back. As a projection of its own, the filter below was pushed
+        # through it with `s` written out at each of its ~100 uses in `tok` — a method over Java's
+        # 64 KB limit, whole-stage code generation refused and the stage interpreted.
+        pieces = F.split(decrypt(F.col("raw_record_enc"), keyring), ",")
         raw = (ingest_quarantine.filter((F.col("_source") == "police") & (F.col("_entity") == "population"))
-               .select(F.explode(F.split(decrypt(F.col("raw_record_enc"), keyring), ",")).alias("piece"))
-               .select(citizen_id_stripped(F.regexp_replace(F.col("piece"), '"', "")).alias("s"))
+               .select(F.explode(F.transform(pieces, lambda p: citizen_id_stripped(F.regexp_replace(p, '"', ""))))
+                       .alias("s"))
                .select(citizen_id_lifted(F.col("s")).alias("n")))
         norm = F.col("n")
         parts.append(raw.select(F.when(norm.rlike(r"^\d{17}[\dX]$"), hmac_token(norm, keyring)).alias("tok"),
