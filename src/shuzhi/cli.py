@@ -58,7 +58,7 @@ def _migrated_as(settings: Settings) -> str:
     when that cannot be read cheaply: another database configured, no DB file, no revision.
     ``airflow db migrate`` takes ~9 s even with nothing to do; a stamp equal to this line lets
     ``shuzhi setup`` (every ``make`` target) skip it."""
-    db = settings.airflow_home / "airflow.db"
+    db = settings.airflow_db
     default = f"sqlite:///{db}"
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(settings.airflow_home / "airflow.cfg")

@@ -111,6 +111,11 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.lake / "reports"
 
+    @property
+    def airflow_db(self) -> Path:
+        """The embedded default's Airflow metadata DB (SQLite, Airflow's default file under AIRFLOW_HOME)."""
+        return self.airflow_home / "airflow.db"
+
     def env_vars(self) -> dict[str, str]:
         """Environment that makes a child process (Airflow, spark-submit) see these settings."""
         return {

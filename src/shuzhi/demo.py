@@ -46,7 +46,7 @@ def check_airflow_db(settings: Settings) -> None:
     ``shuzhi setup`` never saw has none, and Airflow would fail deep in a query (no such table)."""
     if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
         return                                          # a DB of its own: Airflow checks it
-    db = settings.airflow_home / "airflow.db"
+    db = settings.airflow_db
     if not db.is_file() or db.stat().st_size == 0:
         raise AirflowNotSetUp(f"Airflow's metadata DB {db} does not exist: run `shuzhi setup` "
                               f"(or `make setup`) for SHUZHI_HOME={settings.home} first")
