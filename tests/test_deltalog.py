@@ -3,7 +3,8 @@ Delta's own snapshot is the reference, on a real table written past two checkpoi
 import pytest
 
 from shuzhi import deltalog
-from shuzhi.delta import DeltaTable, committed_txn_version, write_table
+from shuzhi.delta import DeltaTable, committed_txn_version, delete_matching, write_table
+from shuzhi.publish import _unpublished_commits, commit_tag
 
 
 def _delta_txn(spark, path, app_id):
@@ -20,7 +21,8 @@ def test_log_reader_agrees_with_delta_past_checkpoints(spark, tmp_path):
     assert deltalog.latest_version(path) is None and deltalog.txn_version(path, "a") is None
     df = spark.createDataFrame([(1, "x")], "id int, v string")
     apps = ["a", "b", "c"]
-    seen = []
+    seen, stamps = [], []
+    assert deltalog.latest_commit_stamp(path) is None
     for n in range(23):                                   # checkpoints at versions 10 and 20 (interval 10)
         app = apps[n % 3]
         r = write_table(df, path, mode="append", txn=(app, n))
@@ -28,6 +30,8 @@ def test_log_reader_agrees_with_delta_past_checkpoints(spark, tmp_path):
         seen.append(r.version)
         want_latest = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["version"]
         assert deltalog.latest_version(path) == want_latest == r.version
+        stamps.append(deltalog.latest_commit_stamp(path))
+        assert stamps[-1][0] == r.version and stamps[-1] not in stamps[:-1]
         if n in (0, 9, 10, 11, 20, 22):
             for a in [*apps, "never"]:
                 assert deltalog.txn_version(path, a) == _delta_txn(spark, path, a), (n, a)
@@ -35,13 +39,25 @@ def test_log_reader_agrees_with_delta_past_checkpoints(spark, tmp_path):
     assert deltalog.txn_version(path, "a") == 21 and deltalog.txn_version(path, "c") == 20
     # a re-run of a committed transaction is skipped, and adds no version
     assert write_table(df, path, mode="append", txn=("b", 22)).skipped
-    assert deltalog.latest_version(path) == seen[-1]
+    assert deltalog.latest_version(path) == seen[-1] and deltalog.latest_commit_stamp(path) == stamps[-1]
     assert committed_txn_version(spark, path, "a") == 21
     # a log this reader cannot replay (the checkpoint it names is gone): UNKNOWN, so the writer asks Delta
     checkpoint = path / "_delta_log" / f"{20:020d}.checkpoint.parquet"
     checkpoint.rename(tmp_path / "moved.parquet")
     assert deltalog.txn_version(path, "a") is deltalog.UNKNOWN
     (tmp_path / "moved.parquet").rename(checkpoint)
+    # a delete's row count is read from its commit file: what Delta's history says of that commit
+    assert delete_matching(spark, path, spark.createDataFrame([(1,)], "id int"), ["id"]) == 23
+    last = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]
+    assert deltalog.operation_metrics(path, last["version"]) == last["operationMetrics"]
+    assert last["operationMetrics"]["numTargetRowsDeleted"] == "23"
+    assert deltalog.operation_metrics(path, last["version"] + 1) is deltalog.UNKNOWN
+    # the commits after a version with their tags, newest first: what Delta's history lists
+    with commit_tag(spark, "shuzhi:retention:test"):
+        write_table(df, path, mode="append")
+    hist = DeltaTable.forPath(spark, str(path)).history().filter("version > 20").select("version", "userMetadata")
+    assert _unpublished_commits(spark, path, 20) == [(int(v), m) for v, m in hist.collect()]
+    assert _unpublished_commits(spark, path, 20)[0][1] == "shuzhi:retention:test"
 
 
 @pytest.mark.unit

@@ -287,10 +287,13 @@ def delete_matching(spark, path: Path | str, doomed, keys: Sequence[str]) -> int
     before = table_version(spark, path)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     table.alias("t").merge(doomed.alias("s"), cond).whenMatchedDelete().execute()
-    last = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]
-    if last["version"] == before:
+    after = table_version(spark, path)
+    if after == before:
         return 0
-    return int((last["operationMetrics"] or {}).get("numTargetRowsDeleted", 0))
+    metrics = deltalog.operation_metrics(path, after)
+    if metrics is deltalog.UNKNOWN:
+        metrics = DeltaTable.forPath(spark, str(path)).history(1).collect()[0]["operationMetrics"] or {}
+    return int(metrics.get("numTargetRowsDeleted", 0))
 
 
 def move_rows(spark, rows, source: str, target: str, *, partition_by=(), codec: str | None = None,

@@ -1,5 +1,6 @@
-"""Two facts read straight from a Delta table's ``_delta_log`` files, without a Spark job: the
-latest committed version, and the version a transaction id last committed (its ``txn`` action).
+"""Facts read straight from a Delta table's ``_delta_log`` files, without a Spark job: the latest
+committed version (and a stamp of its commit file, for caches of a table's content), and the
+version a transaction id last committed (its ``txn`` action).
 
 Delta answers the second through a snapshot's state reconstruction — a Spark job over the whole
 log — and every idempotent write and gate asks it first: 0.24–0.32 s a call on a warm session
@@ -35,6 +36,21 @@ def latest_version(path: Path | str) -> int | None | object:
         return None
     commits = _commits(log)
     return max(commits) if commits else UNKNOWN
+
+
+def latest_commit_stamp(path: Path | str) -> tuple[int, int, int] | None:
+    """(version, mtime in ns, size) of the table's latest commit file: equal stamps, equal table
+    (a committed version is never rewritten). None when there is no commit to read."""
+    log = Path(path) / "_delta_log"
+    commits = _commits(log) if log.is_dir() else {}
+    if not commits:
+        return None
+    v = max(commits)
+    try:
+        st = commits[v].stat()
+    except FileNotFoundError:                  # cleaned up between the listing and the stat
+        return None
+    return v, st.st_mtime_ns, st.st_size
 
 
 def _checkpoint(log: Path) -> tuple[int, list[Path]] | object | None:
@@ -82,3 +98,23 @@ def txn_version(path: Path | str, app_id: str) -> int | None | object:
             if t is not None and t.get("appId") == app_id:
                 found = int(t["version"])
     return found
+
+
+def commit_info(path: Path | str, version: int) -> dict | object:
+    """The ``commitInfo`` action of commit ``version`` (what ``DESCRIBE HISTORY`` shows for it:
+    operation, operationMetrics, userMetadata, …), UNKNOWN when it is not there to read."""
+    f = Path(path) / "_delta_log" / f"{int(version):020d}.json"
+    try:
+        lines = f.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return UNKNOWN
+    for line in lines:
+        if '"commitInfo"' in line and (info := json.loads(line).get("commitInfo")) is not None:
+            return info
+    return UNKNOWN
+
+
+def operation_metrics(path: Path | str, version: int) -> dict[str, str] | object:
+    """The ``operationMetrics`` of commit ``version``, UNKNOWN when its commitInfo is not there."""
+    info = commit_info(path, version)
+    return info if info is UNKNOWN else dict(info.get("operationMetrics") or {})

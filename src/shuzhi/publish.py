@@ -48,7 +48,7 @@ from datetime import date, datetime
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from . import registry
+from . import deltalog, registry
 from .config import Settings
 from .delta import read_table, rows_frame, table_exists, table_version, write_table
 from .errors import ShuzhiError
@@ -121,12 +121,33 @@ def is_published_table(key: str) -> bool:
     return key in registry.published_tables()
 
 
+# ops.published as last read, per lake: its latest commit (version, mtime, size) → table → rows.
+# A Delta version never changes once committed, so while the latest commit is the same file the
+# rows are the same; every gate, writer and read of a governed table asks (a retention stage
+# about 40 times), and each Spark read of the table costs about half a second.
+_SEEN: dict[str, tuple[tuple, dict[str, tuple]]] = {}
+
+
+def _all_verdicts(spark, path) -> dict[str, tuple]:
+    stamp = deltalog.latest_commit_stamp(path)
+    if stamp is not None and (hit := _SEEN.get(str(path))) is not None and hit[0] == stamp:
+        return hit[1]
+    by_table: dict[str, list] = {}
+    for r in read_table(spark, path).select("table", "version", "batch_date", "status").collect():
+        by_table.setdefault(r[0], []).append((int(r[1]), r[2].isoformat() if r[2] else None, r[3]))
+    out = {k: tuple(sorted(v)) for k, v in by_table.items()}
+    if stamp is not None:
+        if len(_SEEN) >= 8:
+            _SEEN.clear()
+        _SEEN[str(path)] = (stamp, out)
+    return out
+
+
 def verdicts(spark, settings: Settings, key: str) -> Verdicts:
     p = settings.table_path(*PUBLISHED)
     if not table_exists(spark, p):
         return Verdicts(key, ())
-    rows = (read_table(spark, p).filter(F.col("table") == key).select("version", "batch_date", "status").collect())
-    return Verdicts(key, tuple(sorted((int(r[0]), r[1].isoformat() if r[1] else None, r[2]) for r in rows)))
+    return Verdicts(key, _all_verdicts(spark, p).get(key, ()))
 
 
 def _row(key: str, version: int, status: str, batch_date: str | None, by: str) -> dict:
@@ -244,18 +265,28 @@ def commit_tag(spark, tag: str):
 
 
 def _unpublished_commits(spark, path, after: int) -> list[tuple[int, str | None]]:
+    """(version, userMetadata) of each commit after ``after``, newest first (as Delta's history
+    lists them): from the commit files (no Spark job), else from that history."""
+    versions = range(table_version(spark, path), after, -1)
+    infos = [deltalog.commit_info(path, v) for v in versions]
+    if all(i is not deltalog.UNKNOWN for i in infos):
+        return [(v, i.get("userMetadata")) for v, i in zip(versions, infos)]
     hist = DeltaTable.forPath(spark, str(path)).history().filter(F.col("version") > after)
     return [(int(r[0]), r[1]) for r in hist.select("version", "userMetadata").collect()]
 
 
-def publish_head(spark, settings: Settings, key: str, as_of: str, stage: str) -> None:
-    """A retention stage publishes the version its own deletions made (if the table is governed)."""
-    path = settings.table_path(*key.split(".", 1))
-    v = verdicts(spark, settings, key)
-    if v.governed and table_exists(spark, path):
-        head = table_version(spark, path)
-        if head > v.base:
-            _record(spark, settings, key, head, "published", as_of, f"retention:{stage}")
+def publish_heads(spark, settings: Settings, keys: list[str], as_of: str, stage: str) -> None:
+    """A retention stage publishes the versions its own deletions made (of the governed tables
+    among ``keys``), in one append to ``ops.published``."""
+    rows = []
+    for key in keys:
+        path = settings.table_path(*key.split(".", 1))
+        v = verdicts(spark, settings, key)
+        if v.governed and table_exists(spark, path):
+            head = table_version(spark, path)
+            if head > v.base:
+                rows.append(_row(key, head, "published", as_of, f"retention:{stage}"))
+    _append(spark, settings, rows)
 
 
 @contextmanager
@@ -279,8 +310,7 @@ def retention_writes(spark, settings: Settings, stage: str, as_of: str):
                 f"<night>`) before {stage}")
     with commit_tag(spark, RETENTION_TAG + stage):
         yield
-    for key in keys:
-        publish_head(spark, settings, key, as_of, stage)
+    publish_heads(spark, settings, keys, as_of, stage)
 
 
 def inputs_fingerprint(spark, settings: Settings, published: list[str], heads: list[str]) -> str:
