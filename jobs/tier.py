@@ -32,7 +32,7 @@ from shuzhi.delta import delete_matching, move_rows, parquet_codec, read_table, 
 from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, load_policy
 from shuzhi.schemas import catalog
-from shuzhi.selection import month_reads, retention_task
+from shuzhi.selection import month_reads_of, retention_task
 from shuzhi.stages.retention import cold_candidates, reads_of
 
 log = logging.getLogger("shuzhi.tier")
@@ -57,13 +57,16 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
     res = TierResult(as_of)
     with audited(spark, settings, stage="tier", source=None, batch_date=as_of, run_id=run_id or uuid.uuid4().hex) \
             as audit, publish.retention_writes(spark, settings, "tier", as_of):
-        for e in catalog().entities():
+        entities = catalog().entities()
+        reads_of_table = month_reads_of(spark, settings, [f"silver.{e.table_name}" for e in entities], day,
+                                        tp.window_days)
+        for e in entities:
             t = e.table_name
             hot_p, cold_p = settings.table_path("silver", t), settings.table_path(COLD, t)
             if not table_exists(spark, hot_p):
                 continue
             cls = policy.classes[e.retention_class]
-            reads = month_reads(spark, settings, f"silver.{t}", day, tp.window_days)
+            reads = reads_of_table[f"silver.{t}"]
             res.reads[t] = {m: n for m, n in reads.items() if n}
             hot = read_table(spark, hot_p)
             cols = hot.columns

@@ -94,9 +94,19 @@ class Reader:
 def log_access(spark, settings: Settings, reader: Reader, table: str, *, partition: str | None = None,
                key_range: str | None = None, at: datetime | None = None) -> None:
     """Append one access event (``partition``: months read, ``*`` for all; ``key_range``: the filter)."""
-    row = dict(event_id=uuid.uuid4().hex, at=at or datetime.now(), who=reader.who, role=reader.role, table=table,
-               partition=partition, key_range=key_range)
-    write_table(rows_frame(spark, "ops.access_log", [row]), settings.table_path(*ACCESS_LOG), mode="append",
+    log_accesses(spark, settings, reader, [table], partition=partition, key_range=key_range, at=at)
+
+
+def log_accesses(spark, settings: Settings, reader: Reader, tables: list[str], *, partition: str | None = None,
+                 key_range: str | None = None, at: datetime | None = None) -> None:
+    """One access event per table of ``tables``, in one append (a commit costs about a second;
+    a stage reading every silver table would otherwise make one commit a table)."""
+    if not tables:
+        return
+    at = at or datetime.now()
+    rows = [dict(event_id=uuid.uuid4().hex, at=at, who=reader.who, role=reader.role, table=t, partition=partition,
+                 key_range=key_range) for t in tables]
+    write_table(rows_frame(spark, "ops.access_log", rows), settings.table_path(*ACCESS_LOG), mode="append",
                 append_only=True, partition_by=[], comment="every read through shuzhi.access.read (append-only)")
 
 
@@ -160,8 +170,16 @@ def read(spark, settings: Settings, table: str, *, reader: Reader, months: list[
     return df
 
 
+def read_each(spark, settings: Settings, tables, *, reader: Reader) -> dict:
+    """``read`` of each whole ``<layer>.<name>`` of ``tables`` that exists: name → DataFrame (hot and
+    cold unified), the reads logged in one append."""
+    out = {t: df for t in tables if (df := unified(spark, settings, *t.split(".", 1))) is not None}
+    log_accesses(spark, settings, reader, list(out), partition="*")
+    return out
+
+
 def read_all(spark, settings: Settings, tables, stage: str) -> dict:
     """``read`` of each ``silver.<name>`` of ``tables`` that exists, by the pipeline's ``stage``:
-    name → DataFrame (hot and cold tiers together, the read logged)."""
-    return {t: df for t in tables if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline(stage)))
-            is not None}
+    name → DataFrame (hot and cold tiers together, the reads logged)."""
+    got = read_each(spark, settings, [f"silver.{t}" for t in tables], reader=Reader.pipeline(stage))
+    return {k.split(".", 1)[1]: df for k, df in got.items()}

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from pyspark.sql import functions as F
 
-from .access import Reader, read, read_if_exists
+from .access import Reader, read, read_all, read_if_exists
 from .config import CONF_DIR, Settings, load_yaml, read_yaml
 from .delta import read_table, rows_frame, table_exists, table_version, write_to
 from .rules import load_rules
@@ -244,8 +244,8 @@ def lake_frames(spark, settings: Settings) -> LakeFrames | None:
         return None
     bronze = {e.table_name: df for e in catalog().entities()
               if (df := read_if_exists(spark, settings, "bronze", e.table_name)) is not None}
-    silver = {t: df.select("citizen_id__tok", "_batch_date") for t in person_tables()
-              if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline("quality"))) is not None}
+    silver = {t: df.select("citizen_id__tok", "_batch_date")
+              for t, df in read_all(spark, settings, person_tables(), "quality").items()}
     return LakeFrames(
         deliveries=deliveries, bronze=bronze, silver=silver,
         ingest_quarantine=read_if_exists(spark, settings, "bronze", "quarantine"),

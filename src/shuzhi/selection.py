@@ -1,6 +1,6 @@
 """What the retention stages (tier, archive, destroy) read from the lake and record in it: the
 records past an age that no legal hold covers (``select_records``), the reads of each month
-(``month_reads``), the retention status row of each stage (``record_status``), and the runner's
+(``month_reads_of``), the retention status row of each stage (``record_status``), and the runner's
 wrapper of a retention job (``retention_task``). The transforms themselves are in
 ``shuzhi.stages.retention``.
 
@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .access import ACCESS_LOG, PIPELINE_ROLE, Reader, read, read_if_exists, unified
+from .access import ACCESS_LOG, PIPELINE_ROLE, read_all, read_if_exists, unified
 from .archive import read_archived
 from .config import Settings
 from .crypto import Keyring
@@ -45,12 +45,30 @@ class Selection:
     held: DataFrame | None   # every record a hold covers, whatever its age (``ref``)
 
 
-def select_records(spark, settings: Settings, day: date, policy: Policy, keyring: Keyring, age: str, *,
-                   with_archive: bool = False) -> Selection | None:
-    """The records past ``age`` (``archive`` or ``destroy``) at ``day`` that no legal hold covers."""
+@dataclass
+class _Holds:
+    entities: dict[str, Entity]
+    silver: dict[str, DataFrame]
+    refs: DataFrame
+    held_refs: DataFrame | None     # records a record-level hold covers (``ref``)
+    held_tok: DataFrame | None      # tokens a token-level hold covers (``token``)
+
+    def covered(self) -> DataFrame | None:
+        """Every record of ``refs`` some hold covers, whatever its age (``ref``, distinct)."""
+        covered = []
+        if self.held_refs is not None:
+            covered.append(self.refs.join(self.held_refs.select("ref").distinct(), "ref", "left_semi").select("ref"))
+        if self.held_tok is not None:
+            covered.append(self.refs.select("ref", F.explode("tokens").alias("token")).join(self.held_tok, "token")
+                           .select("ref"))
+        all_held = union_all(covered)
+        return None if all_held is None else all_held.distinct()
+
+
+def _refs_and_holds(spark, settings: Settings, day: date, policy: Policy, keyring: Keyring, age: str, *,
+                    with_archive: bool) -> _Holds | None:
     entities = {e.table_name: e for e in catalog().entities()}
-    silver = {t: df for t in entities
-              if (df := read(spark, settings, f"silver.{t}", reader=Reader.pipeline(age))) is not None}
+    silver = read_all(spark, settings, entities, age)
     parts = []
     for t, df in silver.items():
         parts.append((t, df))
@@ -79,16 +97,18 @@ def select_records(spark, settings: Settings, day: date, policy: Policy, keyring
         held_refs = held_refs.localCheckpoint(eager=True)
     if held_tok is not None:
         held_tok = held_tok.localCheckpoint(eager=True)
-    selected = destroyed_records(refs, held_refs, held_tok).dropDuplicates(["ref"]).localCheckpoint(eager=True)
-    held = refs.filter("due").select("ref").distinct().count() - selected.count()
-    covered = []
-    if held_refs is not None:
-        covered.append(refs.join(held_refs.select("ref").distinct(), "ref", "left_semi").select("ref"))
-    if held_tok is not None:
-        covered.append(refs.select("ref", F.explode("tokens").alias("token")).join(held_tok, "token").select("ref"))
-    all_held = union_all(covered)
-    return Selection(entities, silver, refs, selected, held, None if all_held is None else all_held.distinct())
+    return _Holds(entities, silver, refs, held_refs, held_tok)
 
+
+def select_records(spark, settings: Settings, day: date, policy: Policy, keyring: Keyring, age: str, *,
+                   with_archive: bool = False) -> Selection | None:
+    """The records past ``age`` (``archive`` or ``destroy``) at ``day`` that no legal hold covers."""
+    h = _refs_and_holds(spark, settings, day, policy, keyring, age, with_archive=with_archive)
+    if h is None:
+        return None
+    selected = destroyed_records(h.refs, h.held_refs, h.held_tok).dropDuplicates(["ref"]).localCheckpoint(eager=True)
+    held = h.refs.filter("due").select("ref").distinct().count() - selected.count()
+    return Selection(h.entities, h.silver, h.refs, selected, held, h.covered())
 
 
 def archive_tables(spark, settings: Settings, sel: Selection) -> dict[str, tuple]:
@@ -109,20 +129,27 @@ def archive_tables(spark, settings: Settings, sel: Selection) -> dict[str, tuple
 
 # ---------------------------------------------------------------- tiering and the retention status
 
-def month_reads(spark, settings: Settings, table: str, as_of: date, window_days: int) -> dict[str, int]:
-    """Reads by people (any role but the pipeline's) of each month of ``table`` in the window
-    ``(as_of - window_days, as_of]``; a whole-table read (``*``) counts for every month."""
+def month_reads_of(spark, settings: Settings, tables: list[str], as_of: date,
+                   window_days: int) -> dict[str, dict[str, int]]:
+    """Reads by people (any role but the pipeline's) of each month of each of ``tables`` in the
+    window ``(as_of - window_days, as_of]`` (table → month → reads), from one pass over the log;
+    a whole-table read (``*``) counts for every month."""
     p = settings.table_path(*ACCESS_LOG)
     if not table_exists(spark, p):
-        return {}
+        return {t: {} for t in tables}
     start = datetime.combine(as_of - timedelta(days=window_days), time.max)
     end = datetime.combine(as_of, time.max)
-    ev = (read_table(spark, p).filter((F.col("table") == table) & (F.col("role") != PIPELINE_ROLE)
+    ev = (read_table(spark, p).filter(F.col("table").isin(list(tables)) & (F.col("role") != PIPELINE_ROLE)
                                       & (F.col("at") > F.lit(start)) & (F.col("at") <= F.lit(end)))
-          .select(F.explode(F.split(F.coalesce("partition", F.lit("*")), ",")).alias("m")))
-    counts = {r["m"]: r["n"] for r in ev.groupBy("m").agg(F.count("*").alias("n")).collect()}
-    everything = counts.pop("*", 0)
-    return {"*": everything, **{m: n + everything for m, n in counts.items()}}
+          .select("table", F.explode(F.split(F.coalesce("partition", F.lit("*")), ",")).alias("m")))
+    counts: dict[str, dict[str, int]] = {t: {} for t in tables}
+    for r in ev.groupBy("table", "m").agg(F.count("*").alias("n")).collect():
+        counts[r["table"]][r["m"]] = r["n"]
+    out = {}
+    for t, c in counts.items():
+        everything = c.pop("*", 0)
+        out[t] = {"*": everything, **{m: n + everything for m, n in c.items()}}
+    return out
 
 
 STATUS = ("ops", "retention_status")
@@ -130,8 +157,9 @@ STATUS = ("ops", "retention_status")
 
 def held_count(spark, settings: Settings, policy: Policy, keyring: Keyring, day: date) -> int:
     """How many records (hot, cold or archived) legal holds cover now."""
-    sel = select_records(spark, settings, day, policy, keyring, "destroy", with_archive=True)
-    return 0 if sel is None or sel.held is None else sel.held.count()
+    h = _refs_and_holds(spark, settings, day, policy, keyring, "destroy", with_archive=True)
+    covered = None if h is None else h.covered()
+    return 0 if covered is None else covered.count()
 
 
 def overdue_count(spark, settings: Settings, policy: Policy, keyring: Keyring, day: date, stage: str) -> int:
@@ -140,12 +168,14 @@ def overdue_count(spark, settings: Settings, policy: Policy, keyring: Keyring, d
     archive) past their destruction age — none of them under a hold."""
     if stage == "tier":
         n = 0
-        for e in catalog().entities():
+        entities = catalog().entities()
+        reads = month_reads_of(spark, settings, [f"silver.{e.table_name}" for e in entities], day,
+                               policy.tiering.window_days)
+        for e in entities:
             hot = read_if_exists(spark, settings, "silver", e.table_name)
             if hot is None:
                 continue
-            reads = month_reads(spark, settings, f"silver.{e.table_name}", day, policy.tiering.window_days)
-            n += cold_candidates(hot, e, policy.classes[e.retention_class], day, reads,
+            n += cold_candidates(hot, e, policy.classes[e.retention_class], day, reads[f"silver.{e.table_name}"],
                                  policy.tiering.keep_hot_reads, keyring).count()
         return n
     sel = select_records(spark, settings, day, policy, keyring, stage, with_archive=stage == "destroy")
