@@ -410,16 +410,33 @@ def erase(spark, settings: Settings, p: Plan, as_of: str) -> dict[str, int]:
 
 def purge(spark, settings: Settings, tables: list[str], policy: Policy, as_of: str) -> list[str]:
     """Deletion vectors, old versions, change data — of each of ``tables`` (never the certificates);
-    the tables where anything was done."""
-    done = []
+    the tables where anything was done. REORG … APPLY (PURGE) where deletion vectors exist; the
+    purged versions become the ones readers see (one append to ``ops.published``) before VACUUM,
+    with the retention check off for these calls only, removes the files of the versions before
+    them. A clean table is left alone, so a re-run adds no version."""
+    todo = []
     for t in tables:
         layer, name = t.split(".", 1)
         path = settings.table_path(layer, name)
-        if (layer, name) != CERTIFICATES and table_exists(spark, path) and purge_and_vacuum(
-                spark, path, policy.vacuum_retain_hours,
-                lambda t=t: publish.publish_head(spark, settings, t, as_of, "destroy")):
-            done.append(t)
-    return done
+        if (layer, name) == CERTIFICATES or not table_exists(spark, path):
+            continue
+        dvs, garbage = _physical_debris(spark, path)
+        if dvs:
+            spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+        if dvs or garbage:
+            todo.append((t, path))
+    if not todo:
+        return []
+    publish.publish_heads(spark, settings, [t for t, _ in todo], as_of, "destroy")
+    key = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(key, "true")
+    spark.conf.set(key, "false")
+    try:
+        for _, path in todo:
+            DeltaTable.forPath(spark, str(path)).vacuum(policy.vacuum_retain_hours)
+    finally:
+        spark.conf.set(key, before)
+    return [t for t, _ in todo]
 
 
 def _physical_debris(spark, path: Path) -> tuple[bool, bool]:
@@ -431,28 +448,6 @@ def _physical_debris(spark, path: Path) -> tuple[bool, bool]:
     used = {unquote(f).split(str(folder) + "/", 1)[-1] for f in read_table(spark, path).inputFiles()}
     garbage = any(p not in used for p in on_disk if p.endswith(".parquet"))
     return dvs, garbage
-
-
-def purge_and_vacuum(spark, path: Path, retain_hours: int, published=lambda: None) -> bool:
-    """REORG … APPLY (PURGE) where deletion vectors exist, then VACUUM with the retention check
-    off for this call only. Returns whether anything was done (a clean table is left alone, so a
-    re-run adds no version). ``published()`` runs between the two: the purged version becomes the
-    one readers see before VACUUM removes the files of the versions before it."""
-    dvs, garbage = _physical_debris(spark, path)
-    if dvs:
-        spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
-        garbage = True
-    if not garbage:
-        return False
-    published()
-    key = "spark.databricks.delta.retentionDurationCheck.enabled"
-    before = spark.conf.get(key, "true")
-    spark.conf.set(key, "false")
-    try:
-        DeltaTable.forPath(spark, str(path)).vacuum(retain_hours)
-    finally:
-        spark.conf.set(key, before)
-    return True
 
 
 # ---------------------------------------------------------------- 6. proof
