@@ -113,8 +113,8 @@ def task(spark, settings: Settings, as_of: str | None = None, restore_batch: str
     if restore_batch:
         return {"batch": restore_batch, "restored_rows": restore(spark, settings, restore_batch)}
     return retention_task(spark, settings, "archive", as_of,
-                          lambda keyring, policy: summary(run(spark, settings, as_of, run_id=run_id, keyring=keyring,
-                                                              policy=policy)))
+                          lambda keyring, policy, _holds: summary(run(spark, settings, as_of, run_id=run_id,
+                                                                      keyring=keyring, policy=policy)))
 
 
 def main(argv: list[str] | None = None) -> int:

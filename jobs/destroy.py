@@ -30,11 +30,13 @@ from shuzhi.erasure import CERTIFICATES, DestroyResult
 from shuzhi.errors import DestructionNotProven
 from shuzhi.jobmain import job_main
 from shuzhi.retention import Policy, load_policy
-from shuzhi.selection import record_status, retention_task, select_records
+from shuzhi.selection import ASK, Holds, record_status, retention_task, select_records
 
 
 def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, keyring: Keyring | None = None,
-        policy: Policy | None = None) -> DestroyResult:
+        policy: Policy | None = None, holds: Holds | None | object = ASK) -> DestroyResult:
+    """Destroy what is past its destruction age at ``as_of`` and under no hold (``holds``: the
+    lake's records and holds at ``as_of``, when the caller has just read them: ``holds_at``)."""
     keyring = keyring or Keyring.load(settings.key_dir)
     policy = policy or load_policy()
     run_id = run_id or uuid.uuid4().hex
@@ -44,7 +46,7 @@ def run(spark, settings: Settings, as_of: str, *, run_id: str | None = None, key
     work = erasure.Workfile(settings, cert_key, as_of)
     with audited(spark, settings, stage="destroy", source=None, batch_date=as_of, run_id=run_id) as audit, \
             publish.retention_writes(spark, settings, "destroy", as_of):
-        sel = select_records(spark, settings, day, policy, keyring, "destroy", with_archive=True)
+        sel = select_records(spark, settings, day, policy, keyring, "destroy", with_archive=True, holds=holds)
         if sel is None:
             res.status, audit.outcome, audit.detail = "noop", "noop", "no silver tables"
             return res
@@ -109,8 +111,9 @@ def task(spark, settings: Settings, as_of: str, verify_held_before: str | int | 
     if verify_held_before is not None:
         return verify(spark, settings, as_of, int(verify_held_before), load_policy(), Keyring.load(settings.key_dir))
     return retention_task(spark, settings, "destroy", as_of,
-                          lambda keyring, policy: summary(run(spark, settings, as_of, run_id=run_id, keyring=keyring,
-                                                              policy=policy)), record=False)
+                          lambda keyring, policy, holds: summary(run(spark, settings, as_of, run_id=run_id,
+                                                                     keyring=keyring, policy=policy, holds=holds)),
+                          record=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,8 +115,8 @@ def summary(res: TierResult) -> dict:
 
 def task(spark, settings: Settings, as_of: str, run_id: str | None = None) -> dict:
     return retention_task(spark, settings, "tier", as_of,
-                          lambda keyring, policy: summary(run(spark, settings, as_of, run_id=run_id, keyring=keyring,
-                                                              policy=policy)))
+                          lambda keyring, policy, _holds: summary(run(spark, settings, as_of, run_id=run_id,
+                                                                      keyring=keyring, policy=policy)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,3 +159,23 @@ def test_cold_candidates_are_old_months_nobody_reads(tiny_spark, memory_keyring)
     assert sorted(r["record_id"] for r in cold_candidates(hot, INCIDENTS, INCIDENT, day, {}, 3, kr).collect()) == [
         "I1", "I2"]
     assert cold_candidates(hot.limit(0), INCIDENTS, INCIDENT, day, {}, 3, kr).collect() == []
+
+
+def test_holds_read_for_one_question_refuse_another():
+    """``shuzhi.selection.Holds`` built for (day, age, with_archive) answers only that question: a
+    destroy selection or held count given holds built for another day or age is a mistake that
+    would select from the wrong records, so it raises before reading anything."""
+    from shuzhi.selection import Holds, held_count, select_records
+
+    day = date(2062, 1, 1)
+    for_destroy = Holds({}, {}, None, None, None, asked=(day, "destroy", True))
+    for_archive = Holds({}, {}, None, None, None, asked=(day, "archive", False))
+    with pytest.raises(ValueError, match="reused for"):
+        select_records(None, None, day, None, None, "archive", holds=for_destroy)
+    with pytest.raises(ValueError, match="reused for"):
+        select_records(None, None, date(2061, 1, 1), None, None, "destroy", with_archive=True, holds=for_destroy)
+    with pytest.raises(ValueError, match="reused for"):
+        held_count(None, None, None, None, day, holds=for_archive)
+    # no silver table (holds None): nothing to select, nobody held — and nothing read to say so
+    assert select_records(None, None, day, None, None, "destroy", with_archive=True, holds=None) is None
+    assert held_count(None, None, None, None, day, holds=None) == 0

@@ -46,12 +46,16 @@ class Selection:
 
 
 @dataclass
-class _Holds:
+class Holds:
+    """Every record with its age's verdict at ``day`` (``refs``) and what the legal holds cover:
+    built once per lake state and reused by whatever asks the same question of it (the held count
+    before destroy and destroy's selection; the status row's overdue and held counts)."""
     entities: dict[str, Entity]
     silver: dict[str, DataFrame]
     refs: DataFrame
     held_refs: DataFrame | None     # records a record-level hold covers (``ref``)
     held_tok: DataFrame | None      # tokens a token-level hold covers (``token``)
+    asked: tuple = ()               # (day, age, with_archive) it answers for
 
     def covered(self) -> DataFrame | None:
         """Every record of ``refs`` some hold covers, whatever its age (``ref``, distinct)."""
@@ -65,8 +69,10 @@ class _Holds:
         return None if all_held is None else all_held.distinct()
 
 
-def _refs_and_holds(spark, settings: Settings, day: date, policy: Policy, keyring: Keyring, age: str, *,
-                    with_archive: bool) -> _Holds | None:
+def holds_at(spark, settings: Settings, day: date, policy: Policy, keyring: Keyring, age: str = "destroy", *,
+             with_archive: bool = True) -> Holds | None:
+    """Read the lake's records (silver hot and cold, ``with_archive`` the archive zone's too) and
+    the holds on them, as of ``day`` for ``age``; None when there is no silver table."""
     entities = {e.table_name: e for e in catalog().entities()}
     silver = read_all(spark, settings, entities, age)
     parts = []
@@ -97,13 +103,26 @@ def _refs_and_holds(spark, settings: Settings, day: date, policy: Policy, keyrin
         held_refs = held_refs.localCheckpoint(eager=True)
     if held_tok is not None:
         held_tok = held_tok.localCheckpoint(eager=True)
-    return _Holds(entities, silver, refs, held_refs, held_tok)
+    return Holds(entities, silver, refs, held_refs, held_tok, (day, age, with_archive))
+
+
+def _reuse(h: Holds | None | object, day: date, age: str, with_archive: bool) -> Holds | None | object:
+    """``h`` if it was built for this very question, else ``ASK`` (build it)."""
+    if h is ASK or h is None or h.asked == (day, age, with_archive):
+        return h
+    raise ValueError(f"holds built for {h.asked} reused for {(day, age, with_archive)}")
+
+
+ASK = object()          # (the default of ``holds``) not given: read the lake
 
 
 def select_records(spark, settings: Settings, day: date, policy: Policy, keyring: Keyring, age: str, *,
-                   with_archive: bool = False) -> Selection | None:
-    """The records past ``age`` (``archive`` or ``destroy``) at ``day`` that no legal hold covers."""
-    h = _refs_and_holds(spark, settings, day, policy, keyring, age, with_archive=with_archive)
+                   with_archive: bool = False, holds: Holds | None | object = ASK) -> Selection | None:
+    """The records past ``age`` (``archive`` or ``destroy``) at ``day`` that no legal hold covers
+    (from ``holds`` when the caller has just built them for the same question)."""
+    h = _reuse(holds, day, age, with_archive)
+    if h is ASK:
+        h = holds_at(spark, settings, day, policy, keyring, age, with_archive=with_archive)
     if h is None:
         return None
     selected = destroyed_records(h.refs, h.held_refs, h.held_tok).dropDuplicates(["ref"]).localCheckpoint(eager=True)
@@ -155,14 +174,19 @@ def month_reads_of(spark, settings: Settings, tables: list[str], as_of: date,
 STATUS = ("ops", "retention_status")
 
 
-def held_count(spark, settings: Settings, policy: Policy, keyring: Keyring, day: date) -> int:
-    """How many records (hot, cold or archived) legal holds cover now."""
-    h = _refs_and_holds(spark, settings, day, policy, keyring, "destroy", with_archive=True)
+def held_count(spark, settings: Settings, policy: Policy, keyring: Keyring, day: date, *,
+               holds: Holds | None | object = ASK) -> int:
+    """How many records (hot, cold or archived) legal holds cover now (``holds``: built for
+    ``holds_at``'s defaults, the same question, just before)."""
+    h = _reuse(holds, day, "destroy", True)
+    if h is ASK:
+        h = holds_at(spark, settings, day, policy, keyring)
     covered = None if h is None else h.covered()
     return 0 if covered is None else covered.count()
 
 
-def overdue_count(spark, settings: Settings, policy: Policy, keyring: Keyring, day: date, stage: str) -> int:
+def overdue_count(spark, settings: Settings, policy: Policy, keyring: Keyring, day: date, stage: str, *,
+                  holds: Holds | None | object = ASK) -> int:
     """Records still where ``stage`` should have moved them at ``day``: hot rows of months that
     belong in the cold tier; live records past their archive age; records anywhere (live, cold,
     archive) past their destruction age — none of them under a hold."""
@@ -178,7 +202,7 @@ def overdue_count(spark, settings: Settings, policy: Policy, keyring: Keyring, d
             n += cold_candidates(hot, e, policy.classes[e.retention_class], day, reads[f"silver.{e.table_name}"],
                                  policy.tiering.keep_hot_reads, keyring).count()
         return n
-    sel = select_records(spark, settings, day, policy, keyring, stage, with_archive=stage == "destroy")
+    sel = select_records(spark, settings, day, policy, keyring, stage, with_archive=stage == "destroy", holds=holds)
     return 0 if sel is None else sel.selected.count()
 
 
@@ -187,8 +211,11 @@ def record_status(spark, settings: Settings, as_of: str, stage: str, *, held_bef
     """One row of ``ops.retention_status`` for (as-of, stage): what is overdue after the stage, the
     records under hold before and after it, whether the stage was verified. Gated by its suite."""
     day = date.fromisoformat(as_of)
-    row = dict(batch_date=day, stage=stage, overdue=overdue_count(spark, settings, policy, keyring, day, stage),
-               held_before=held_before, held_after=held_count(spark, settings, policy, keyring, day),
+    # after destroy both counts ask the same question of the lake (destruction age, archive too)
+    h = holds_at(spark, settings, day, policy, keyring) if stage == "destroy" else ASK
+    row = dict(batch_date=day, stage=stage,
+               overdue=overdue_count(spark, settings, policy, keyring, day, stage, holds=h),
+               held_before=held_before, held_after=held_count(spark, settings, policy, keyring, day, holds=h),
                verified=verified, detail=(detail or "")[:2000], recorded_at=datetime.now())
     write_table(rows_frame(spark, "ops.retention_status", [row]), settings.table_path(*STATUS), mode="replace",
                 replace_where=f"batch_date = DATE'{as_of}' AND stage = '{stage}'",
@@ -198,11 +225,14 @@ def record_status(spark, settings: Settings, as_of: str, stage: str, *, held_bef
 
 def retention_task(spark, settings: Settings, stage: str, as_of: str, run, *, record: bool = True) -> dict:
     """A retention stage as the runner calls it: the records under legal hold counted before it,
-    ``run(keyring, policy)`` (the stage's summary dict), then, unless ``record`` is false (destroy:
-    its row comes after the proof), the stage's status row for the gate."""
+    ``run(keyring, policy, holds)`` (the stage's summary dict; ``holds``, what the count was made
+    from, answers destroy's own selection), then, unless ``record`` is false (destroy: its row
+    comes after the proof), the stage's status row for the gate."""
     keyring, policy = Keyring.load(settings.key_dir), load_policy()
-    held_before = held_count(spark, settings, policy, keyring, date.fromisoformat(as_of))
-    out = run(keyring, policy)
+    day = date.fromisoformat(as_of)
+    holds = holds_at(spark, settings, day, policy, keyring)
+    held_before = held_count(spark, settings, policy, keyring, day, holds=holds)
+    out = run(keyring, policy, holds)
     out["held_before"] = held_before
     if record:
         out["status_row"] = record_status(spark, settings, as_of, stage, held_before=held_before, verified=True,
