@@ -76,3 +76,39 @@ def test_unknown_logs(tmp_path):
         (log / f"{v:020d}.json").write_text('{"commitInfo":{"txn":"not an action"}}\n', encoding="utf-8")
     assert deltalog.txn_version(tmp_path / "t", "a") == 3 and deltalog.txn_version(tmp_path / "t", "b") is None
     assert deltalog.latest_version(tmp_path / "t") == 5
+
+
+@pytest.mark.spark
+def test_active_files_are_what_a_partition_read_scans(spark, tmp_path):
+    """``deltalog.active_files`` (what a gate's fingerprint is made of) against Spark's
+    ``inputFiles`` of the same read: per partition and whole, past a checkpoint, after a delete."""
+    from datetime import date
+
+    from pyspark.sql import functions as F
+
+    from shuzhi.gates import data_fingerprint, relative_files
+
+    path = tmp_path / "p"
+    days = [date(2026, 11, 25), date(2026, 11, 26), date(2026, 11, 27)]
+    for n in range(12):                                   # a checkpoint at version 10
+        df = spark.createDataFrame([(n, days[n % 3])], "id int, _batch_date date")
+        write_table(df, path, mode="append", partition_by=["_batch_date"])
+    delete_matching(spark, path, spark.createDataFrame([(0,), (4,)], "id int"), ["id"])
+    assert (path / "_delta_log" / f"{10:020d}.checkpoint.parquet").is_file()
+
+    def spark_files(d=None):
+        df = spark.read.format("delta").load(str(path))
+        if d is not None:
+            df = df.filter(F.col("_batch_date") == F.lit(d))
+        return sorted(relative_files(df.inputFiles(), path)), df
+
+    whole, df = spark_files()
+    assert sorted(relative_files(deltalog.active_files(path), path)) == whole and len(whole) >= 10
+    assert data_fingerprint(df, path, {}) == data_fingerprint(df, path)
+    for d in days:
+        want, df = spark_files(d)
+        got = deltalog.active_files(path, {"_batch_date": d.isoformat()})
+        assert sorted(relative_files(got, path)) == want and want, d
+        assert data_fingerprint(df, path, {"_batch_date": d.isoformat()}) == data_fingerprint(df, path)
+    assert deltalog.active_files(path, {"_batch_date": "2026-11-28"}) == []
+    assert deltalog.active_files(tmp_path / "none") is deltalog.UNKNOWN
