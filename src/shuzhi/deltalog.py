@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 import pyarrow.parquet as pq
 
@@ -111,7 +111,8 @@ def txn_version(path: Path | str, app_id: str) -> int | None | object:
 
 
 def active_files(path: Path | str, partition: dict[str, str] | None = None) -> list[str] | object:
-    """The table's data files now (each ``add`` not since removed), as file-system paths, sorted;
+    """The table's data files now (each ``add`` not since removed), as URIs (as Spark's ``inputFiles``
+    names them; ``gates.relative_files`` turns either into paths), sorted;
     with ``partition`` (column → value as the log writes it, e.g. ``{"_batch_date":
     "2026-11-25"}``) only that partition's: what a read filtered on those partition columns scans
     (Spark's ``inputFiles``). A file a deletion vector changed keeps its path, as in
@@ -145,8 +146,8 @@ def active_files(path: Path | str, partition: dict[str, str] | None = None) -> l
         for a in adds:
             live[a["path"]] = values(a.get("partitionValues"))
     want = partition or {}
-    root = Path(path)
-    return sorted(unquote(urlparse(p).path) if "://" in p or p.startswith("file:") else str(root / unquote(p))
+    root = Path(path).absolute()
+    return sorted(p if ":" in p.split("/", 1)[0] else (root / unquote(p)).as_uri()
                   for p, pv in live.items() if all(pv.get(k) == v for k, v in want.items()))
 
 
