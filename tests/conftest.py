@@ -189,6 +189,15 @@ def killed_midway(built: Settings, copy_to: Path, job: str, as_of: str, started,
     return s, killed
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """This process's Airflow home (metadata DB, task logs) goes when its tests passed; after a
+    failure it stays for a look, and its path is printed. Each pytest-xdist worker has its own."""
+    if exitstatus == 0:
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+    elif Path(_AIRFLOW_HOME).is_dir():
+        print(f"\nAirflow home of this test process kept for a look: {_AIRFLOW_HOME}", file=sys.stderr)
+
+
 # The longest test files first: with `--dist loadfile` each worker takes whole files in collection
 # order, and the end-to-end file collected last kept one worker busy ~20 min while the other idled.
 LONGEST_FIRST = ("test_e2e_airflow.py", "test_correctness.py", "test_lifecycle.py", "test_destroy.py",
