@@ -1,9 +1,10 @@
 """``shuzhi.deltalog`` reads the latest version and transaction versions from a table's log files;
 Delta's own snapshot is the reference, on a real table written past two checkpoints."""
 import pytest
+from pyspark.errors import AnalysisException, UnsupportedOperationException
 
 from shuzhi import deltalog
-from shuzhi.delta import DeltaTable, committed_txn_version, delete_matching, write_table
+from shuzhi.delta import DeltaTable, _append_with_txn, committed_txn_version, delete_matching, write_table
 from shuzhi.publish import _unpublished_commits, commit_tag
 
 
@@ -112,3 +113,41 @@ def test_active_files_are_what_a_partition_read_scans(spark, tmp_path):
         assert data_fingerprint(df, path, {"_batch_date": d.isoformat()}) == data_fingerprint(df, path)
     assert deltalog.active_files(path, {"_batch_date": "2026-11-28"}) == []
     assert deltalog.active_files(tmp_path / "none") is deltalog.UNKNOWN
+
+
+@pytest.mark.spark
+def test_an_append_with_a_txn_id_is_one_commit_as_save_makes_it(spark, tmp_path):
+    """``write_table(..., txn=…)`` appends through Delta's transaction API (not ``save``): the
+    commit it makes is what ``save`` with txnAppId/txnVersion makes of the same frame."""
+    from datetime import date
+
+    df = spark.createDataFrame([(1, "x", date(2026, 11, 25)), (2, None, date(2026, 11, 26))],
+                               "id int, v string, _batch_date date")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    write_table(df.limit(0), theirs, partition_by=["_batch_date"], append_only=True)
+    with commit_tag(spark, "shuzhi:test"):
+        r = write_table(df, ours, partition_by=["_batch_date"], txn=("ingest", 7), append_only=True)
+        df.write.format("delta").mode("append").option("txnAppId", "ingest").option("txnVersion", 7).save(str(theirs))
+    assert not r.skipped and r.version == 1
+    assert sorted(spark.read.format("delta").load(str(ours)).collect()) == sorted(df.collect())
+    assert sorted(p.name for p in ours.iterdir() if p.name != "_delta_log") == ["_batch_date=2026-11-25",
+                                                                               "_batch_date=2026-11-26"]
+    assert _delta_txn(spark, ours, "ingest") == deltalog.txn_version(ours, "ingest") == 7
+    got, want = deltalog.commit_info(ours, 1), deltalog.commit_info(theirs, 1)
+    for k in ("operation", "operationParameters", "isBlindAppend", "userMetadata"):
+        assert got.get(k) == want.get(k), k
+    assert got["operation"] == "WRITE" and got["userMetadata"] == "shuzhi:test" and got["isBlindAppend"] is True
+    assert got["operationMetrics"]["numOutputRows"] == want["operationMetrics"]["numOutputRows"] == "2"
+    assert set(got["operationMetrics"]) == set(want["operationMetrics"])
+    # a re-run of the same id is skipped, and adds no version
+    assert write_table(df, ours, txn=("ingest", 7)).skipped and deltalog.latest_version(ours) == 1
+    # the low-level path takes only a frame with the table's columns, in order, of its types
+    assert _append_with_txn(df, str(ours), "ingest", 8) is True and deltalog.latest_version(ours) == 2
+    assert _append_with_txn(df.select("v", "id", "_batch_date"), str(ours), "ingest", 9) is False
+    assert deltalog.latest_version(ours) == 2 and deltalog.txn_version(ours, "ingest") == 8
+    # anything else goes to save, which decides as before: an unknown column is refused
+    with pytest.raises(AnalysisException):
+        write_table(df.withColumn("extra", df.id), ours, txn=("ingest", 9))
+    # and the table's properties still hold: an append-only table refuses a delete
+    with pytest.raises(UnsupportedOperationException):
+        DeltaTable.forPath(spark, str(ours)).delete("id = 1")
