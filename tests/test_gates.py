@@ -103,3 +103,26 @@ def test_a_copied_lake_reuses_its_gate_results(spark, settings, keyring, tmp_pat
     assert (again.status, again.failed_warning, again.rows) == ("warned", first.failed_warning, 1)
     assert (again_whole.status, again_whole.rows) == ("warned", 1)
     assert again.skipped_write and again_whole.skipped_write                          # answered from the record
+
+
+@pytest.mark.spark
+def test_a_gate_reuses_its_checkpoint_until_the_stored_one_changes(spark, settings):
+    """``gates.validate`` keeps a process's GX checkpoint per suite and fingerprint; GX checks it
+    against the stored objects at each run, so a suite removed from the store is stored again and
+    a changed suite gets its own checkpoint — the verdicts are those of the suite as given."""
+    from shuzhi import gates
+
+    df = spark.createDataFrame([(1, "a"), (2, None)], "id int, v string")
+    not_null = [gates._e("expect_column_values_to_not_be_null", "critical", "test", column="v")]
+    in_set = [gates._e("expect_column_values_to_be_in_set", "critical", "test", column="id", value_set=[1, 2])]
+    assert not gates.validate(df, settings, "t:suite", not_null, asset="t.a").success
+    held = len(gates._CHECKPOINTS)
+    assert not gates.validate(df, settings, "t:suite", not_null, asset="t.a").success
+    assert len(gates._CHECKPOINTS) == held                                    # the same checkpoint
+    gates._context(str(settings.reports_dir)).suites.delete("t:suite")         # the store changed under it
+    assert not gates.validate(df, settings, "t:suite", not_null, asset="t.a").success
+    assert gates._context(str(settings.reports_dir)).suites.get("t:suite").expectations    # stored again
+    assert gates.validate(df, settings, "t:suite", in_set, asset="t.a").success    # another suite, same name
+    assert len(gates._CHECKPOINTS) == held + 1
+    stored = gates._context(str(settings.reports_dir)).suites.get("t:suite")
+    assert [e.expectation_type for e in stored.expectations] == ["expect_column_values_to_be_in_set"]
