@@ -40,6 +40,7 @@ from .config import CONF_DIR, SCHEMAS_DIR, Settings, load_yaml
 from .publish import read_published
 from .registry import Table, tables
 from .schemas import LEVELS, Catalog, Element, catalog
+from .spark import get_spark
 
 SHARING_YAML = "sharing.yaml"
 LAYER_ZH = {"bronze": "原始层", "silver": "标准层", "gold": "专题与冲突层", "ops": "运行记录", "cold": "冷存储层",
@@ -368,8 +369,6 @@ def catalogue_for(settings: Settings, spark=None) -> dict:
     facts: dict[str, Any] = {}
     if settings.lake_exists():
         if spark is None:
-            from .spark import get_spark
-
             spark = get_spark(settings)
         facts = gather_facts(spark, settings)
     facts["generated_at"] = datetime.now().isoformat(timespec="seconds")

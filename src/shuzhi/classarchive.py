@@ -22,6 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from delta.tables import DeltaTable
+from pyspark import SparkContext
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
 from .config import Settings
 from .errors import SetupError
 from .spark import class_archive, get_spark
@@ -58,10 +63,6 @@ def warm_up(spark, where: Path) -> None:
     """What a night does, in miniature, so its classes are loaded before the JVM exits: delivered
     formats read, ciphers, windows, aggregates, joins, a partitioned Delta write, a MERGE, a
     read back, a checkpointed log."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
     (where / "in.csv").write_text("id,name\n1,甲\n2,乙\n3\n", encoding="utf-8")
     (where / "in.json").write_text('{"id": 1, "name": "甲"}\n{broken\n', encoding="utf-8")
     (where / "in.xml").write_text("<rows><row><id>1</id><name>甲</name></row></rows>", encoding="utf-8")
@@ -99,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     if args[:1] != ["--dump-to"]:
         print(ensure_line(settings))
         return 0
-    from pyspark import SparkContext
-
     spark = get_spark(settings, "shuzhi-class-archive", dump_archive_to=Path(args[1]))
     with tempfile.TemporaryDirectory(prefix="shuzhi-warm-up-") as where:
         warm_up(spark, Path(where))

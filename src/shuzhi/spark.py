@@ -29,7 +29,7 @@ def _hold_the_functions_class() -> None:
     objects cache nothing): two of the three py4j round trips of each such call, 2,123 of the 7,083
     the clean stage's standardise of one police table made. The same static method is called
     either way; a PySpark other than the pinned 4.0 line is left alone."""
-    from pyspark.sql.functions import builtin
+    from pyspark.sql.functions import builtin  # lazy: the module is PySpark 4.0's layout, read only when called
 
     original = getattr(builtin, "_get_jvm_function", None)
     if not pyspark.__version__.startswith("4.0.") or original is None or getattr(original, "held", False):
